@@ -1,0 +1,1 @@
+//! `engine`: the ad server.

@@ -1,0 +1,1 @@
+//! `model-runtime`: GBDT scoring. Knows nothing of ads.

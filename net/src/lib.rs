@@ -1,0 +1,3 @@
+//! `net`: wire formats and I/O. Knows nothing of auctions.
+pub mod http;
+pub mod openrtb;

@@ -1,0 +1,1 @@
+//! Benchmarks and peer comparisons live here; see perf/README.md. No product code.

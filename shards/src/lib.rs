@@ -1,0 +1,1 @@
+//! `shards`: the thread-per-core substrate. Knows nothing of ads.
