@@ -1,1 +1,2 @@
 //! Shared helpers for the tools binaries.
+pub mod adgen;

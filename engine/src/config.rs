@@ -1,0 +1,313 @@
+//! The engine's one configuration file (TOML), with a documented default for every setting.
+//!
+//! Every limit the engine enforces lives here. `adserver --print-config` prints the effective
+//! configuration; `adserver.toml` at the repository root is the annotated default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: String,
+        field: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub openrtb: OpenRtbConfig,
+    pub auction: AuctionConfig,
+    pub catalog: CatalogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address every shard listens on (SO_REUSEPORT spreads connections over shards).
+    pub listen: SocketAddr,
+    /// Number of shards; 0 means one per available core.
+    pub shards: usize,
+    /// I/O driver: "auto" (io_uring, falling back to epoll), "uring" or "legacy".
+    pub driver: String,
+    /// Pin shard i to core i.
+    pub pin_cores: bool,
+    /// Capacity of each SPSC ring between two shards (requests in flight per pair).
+    pub ring_capacity: usize,
+    /// A task holding a shard longer than this is logged and counted as a stall.
+    pub stall_threshold_ms: u64,
+    /// io_uring submission queue entries per shard.
+    pub uring_entries: u32,
+    /// On SIGTERM/SIGINT: how long in-flight requests may take to finish before connections are dropped.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            shards: 0,
+            driver: "auto".into(),
+            pin_cores: true,
+            ring_capacity: 1024,
+            stall_threshold_ms: 10,
+            uring_entries: 1024,
+            drain_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Request line plus headers, in bytes (431 above).
+    pub header_bytes_max: usize,
+    /// Number of request headers (431 above).
+    pub headers_count_max: usize,
+    /// Request body, in bytes (413 above).
+    pub body_bytes_max: usize,
+    /// A keep-alive connection idle this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A started request must be fully received within this (408 after).
+    pub request_timeout_ms: u64,
+    /// Writing a response must finish within this, or the connection is dropped.
+    pub write_timeout_ms: u64,
+    /// Parsed but unanswered pipelined requests buffered per connection.
+    pub pipeline_depth_max: usize,
+    /// Per-connection read buffer, in bytes.
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_bytes_max: 8192,
+            headers_count_max: 64,
+            body_bytes_max: 65_536,
+            idle_timeout_ms: 30_000,
+            request_timeout_ms: 5_000,
+            write_timeout_ms: 5_000,
+            pipeline_depth_max: 32,
+            read_buffer_bytes: 16_384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenRtbConfig {
+    /// Impressions per request.
+    pub imp_count_max: usize,
+    /// Entries of `banner.format`.
+    pub format_count_max: usize,
+    /// Deals per impression.
+    pub deal_count_max: usize,
+    /// Smallest accepted `tmax`, in milliseconds.
+    pub tmax_ms_min: u64,
+    /// Largest accepted `tmax`, in milliseconds.
+    pub tmax_ms_max: u64,
+    /// `tmax` assumed when the request has none.
+    pub tmax_ms_default: u64,
+}
+
+impl Default for OpenRtbConfig {
+    fn default() -> Self {
+        OpenRtbConfig {
+            imp_count_max: 64,
+            format_count_max: 32,
+            deal_count_max: 64,
+            tmax_ms_min: 10,
+            tmax_ms_max: 10_000,
+            tmax_ms_default: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuctionConfig {
+    /// Global reserve: no paid ad serves below this eCPM, whatever the request's floor.
+    pub reserve_cpm_micros: u64,
+    /// Fill with a house ad (price 0, flagged) when nothing paid qualifies.
+    pub house_fill: bool,
+    /// Candidates kept per impression after selection (the rest are not scored).
+    pub candidates_max: usize,
+    /// Base URL put in `nurl`/`burl` (the public address of this ad server).
+    pub notice_base_url: String,
+    /// Seat id of the internal demand in responses.
+    pub seat: String,
+}
+
+impl Default for AuctionConfig {
+    fn default() -> Self {
+        AuctionConfig {
+            reserve_cpm_micros: 10_000,
+            house_fill: true,
+            candidates_max: 256,
+            notice_base_url: "http://127.0.0.1:8080".into(),
+            seat: "adcore".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// The catalog file (format in docs/catalog.md).
+    pub path: PathBuf,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            path: PathBuf::from("demo-data/catalog.json"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads a config file; fields it omits take their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_toml(&file, &text)
+    }
+
+    pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.check(file)?;
+        Ok(cfg)
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config is always serializable")
+    }
+
+    fn check(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                field,
+                message: message.to_string(),
+            })
+        };
+        if self.driver_choice().is_err() {
+            return bad("server.driver", "must be \"auto\", \"uring\" or \"legacy\"");
+        }
+        if self.server.ring_capacity == 0 {
+            return bad("server.ring_capacity", "must be > 0");
+        }
+        if self.server.stall_threshold_ms == 0 {
+            return bad("server.stall_threshold_ms", "must be > 0");
+        }
+        if self.http.body_bytes_max == 0 || self.http.header_bytes_max < 64 {
+            return bad("http", "body_bytes_max must be > 0 and header_bytes_max >= 64");
+        }
+        if self.http.read_buffer_bytes < self.http.header_bytes_max {
+            return bad("http.read_buffer_bytes", "must be >= header_bytes_max");
+        }
+        if self.openrtb.tmax_ms_min > self.openrtb.tmax_ms_max {
+            return bad("openrtb.tmax_ms_min", "must be <= tmax_ms_max");
+        }
+        if self.auction.candidates_max == 0 {
+            return bad("auction.candidates_max", "must be > 0");
+        }
+        Ok(())
+    }
+
+    pub fn driver_choice(&self) -> Result<shards::DriverChoice, String> {
+        self.server
+            .driver
+            .parse::<shards::DriverChoice>()
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn shards_config(&self) -> shards::Config {
+        shards::Config {
+            shards: self.server.shards,
+            driver: self.driver_choice().unwrap_or(shards::DriverChoice::Auto),
+            ring_capacity: self.server.ring_capacity,
+            stall_threshold: Duration::from_millis(self.server.stall_threshold_ms),
+            pin_cores: self.server.pin_cores,
+            uring_entries: self.server.uring_entries,
+        }
+    }
+
+    pub fn http_limits(&self) -> net::http::Limits {
+        let h = &self.http;
+        net::http::Limits {
+            header_bytes_max: h.header_bytes_max,
+            headers_count_max: h.headers_count_max,
+            body_bytes_max: h.body_bytes_max,
+            idle_timeout_ms: h.idle_timeout_ms,
+            request_timeout_ms: h.request_timeout_ms,
+            write_timeout_ms: h.write_timeout_ms,
+            pipeline_depth_max: h.pipeline_depth_max,
+            read_buffer_bytes: h.read_buffer_bytes,
+        }
+    }
+
+    pub fn validation_limits(&self) -> net::openrtb::ValidationLimits {
+        let o = &self.openrtb;
+        net::openrtb::ValidationLimits {
+            imp_count_max: o.imp_count_max,
+            format_count_max: o.format_count_max,
+            deal_count_max: o.deal_count_max,
+            tmax_ms_min: o.tmax_ms_min,
+            tmax_ms_max: o.tmax_ms_max,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let cfg = Config::default();
+        let again = Config::from_toml("x.toml", &cfg.to_toml()).unwrap();
+        assert_eq!(cfg, again);
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_the_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adserver.toml");
+        let shipped = Config::load(&path).unwrap();
+        assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_and_bad_value_are_named() {
+        let e = Config::from_toml("a.toml", "[server]\nshardz = 3\n").unwrap_err().to_string();
+        assert!(e.starts_with("a.toml: ") && e.contains("unknown field `shardz`"), "{e}");
+        let e = Config::from_toml("a.toml", "[server]\ndriver = \"fast\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.toml: server.driver: must be \"auto\", \"uring\" or \"legacy\""
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! `adserver demo`: the main job on the embedded default.
+//!
+//! Generates demo data with `adgen` if it is missing, starts the engine on every core, drives it
+//! with `rtb-load` (a separate open-loop process) for a bounded time, and prints a per-shard and
+//! total summary from the engine's own `/stats`. The tools are sibling binaries; when they are
+//! missing and the demo runs under `cargo run`, it builds them with the same cargo.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::config::Config;
+use crate::exposition::Stats;
+use crate::server::Engine;
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub data_dir: PathBuf,
+    pub duration: Duration,
+    pub rate: u64,
+    pub connections: u32,
+    pub seed: u64,
+    /// Keep serving after the run (until SIGTERM/SIGINT).
+    pub serve: bool,
+}
+
+pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
+    let tools = ToolPaths::locate()?;
+    ensure_demo_data(&tools, &opts.data_dir, opts.seed)?;
+    config.catalog.path = opts.data_dir.join("catalog.json");
+    let addr = config.server.listen;
+    let engine = Engine::start(config)?;
+    engine.stop_on_signals()?;
+    println!(
+        "adserver: {} shards on {addr} ({} driver); driving it with rtb-load at {} req/s for {:?}",
+        engine.shard_count(),
+        engine.driver(),
+        opts.rate,
+        opts.duration
+    );
+    let started = Instant::now();
+    let load = run_load(&tools, addr, opts);
+    let elapsed = started.elapsed();
+    let stats = fetch_stats(addr);
+    match (&load, &stats) {
+        (Ok(()), Ok(s)) => print_summary(s, elapsed),
+        (Err(e), _) => eprintln!("rtb-load failed: {e:#}"),
+        (_, Err(e)) => eprintln!("could not read /stats: {e:#}"),
+    }
+    if opts.serve {
+        println!("serving on {addr} until SIGTERM/SIGINT (dashboard data: /stats, /metrics)");
+    } else {
+        engine.stop_handle().stop();
+    }
+    engine.wait()?;
+    load.and(stats.map(|_| ()))
+}
+
+/// Paths of the sibling tool binaries.
+struct ToolPaths {
+    adgen: PathBuf,
+    rtb_load: PathBuf,
+}
+
+impl ToolPaths {
+    fn locate() -> anyhow::Result<ToolPaths> {
+        let exe = std::env::current_exe().context("locating the adserver binary")?;
+        let dir = exe.parent().context("adserver binary has no parent folder")?;
+        let paths = ToolPaths {
+            adgen: dir.join("adgen"),
+            rtb_load: dir.join("rtb-load"),
+        };
+        if !paths.adgen.exists() || !paths.rtb_load.exists() {
+            build_tools(dir)?;
+        }
+        for p in [&paths.adgen, &paths.rtb_load] {
+            if !p.exists() {
+                bail!(
+                    "{} is missing: build it with `cargo build --release -p tools`",
+                    p.display()
+                );
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// Builds `adgen` and `rtb-load` with the cargo that runs us (set by `cargo run`).
+fn build_tools(bin_dir: &Path) -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let release = bin_dir.file_name().is_some_and(|n| n == "release");
+    println!("demo: building the tools (adgen, rtb-load) once...");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "tools", "--bin", "adgen", "--bin", "rtb-load"])
+        .arg("--manifest-path")
+        .arg(&manifest);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo build for the tools")?;
+    if !status.success() {
+        bail!("building the tools failed ({status})");
+    }
+    Ok(())
+}
+
+fn ensure_demo_data(tools: &ToolPaths, dir: &Path, seed: u64) -> anyhow::Result<()> {
+    if dir.join("catalog.json").exists() && dir.join("users.csv").exists() {
+        return Ok(());
+    }
+    println!("demo: generating demo data in {} (seed {seed})", dir.display());
+    let status = Command::new(&tools.adgen)
+        .arg("--out")
+        .arg(dir)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .status()
+        .with_context(|| format!("running {}", tools.adgen.display()))?;
+    if !status.success() {
+        bail!("adgen failed ({status})");
+    }
+    Ok(())
+}
+
+fn run_load(tools: &ToolPaths, addr: SocketAddr, opts: &DemoOptions) -> anyhow::Result<()> {
+    let status = Command::new(&tools.rtb_load)
+        .arg("--target")
+        .arg(format!("http://{addr}/openrtb2/auction"))
+        .arg("--rate")
+        .arg(opts.rate.to_string())
+        .arg("--duration")
+        .arg(format!("{}s", opts.duration.as_secs().max(1)))
+        .arg("--connections")
+        .arg(opts.connections.to_string())
+        .arg("--users")
+        .arg(opts.data_dir.join("users.csv"))
+        .arg("--seed")
+        .arg(opts.seed.to_string())
+        .status()
+        .with_context(|| format!("running {}", tools.rtb_load.display()))?;
+    if !status.success() {
+        bail!("rtb-load exited with {status}");
+    }
+    Ok(())
+}
+
+/// GET /stats over plain HTTP/1.1 and parse it.
+pub fn fetch_stats(addr: SocketAddr) -> anyhow::Result<Stats> {
+    let body = http_get(addr, "/stats")?;
+    serde_json::from_slice(&body).context("parsing /stats")
+}
+
+/// A minimal blocking GET for the demo and tests (Connection: close, whole body read).
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head = match resp.parse(&raw)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => bail!("incomplete response from {addr}{path}"),
+    };
+    if resp.code != Some(200) {
+        bail!("{addr}{path} answered {:?}", resp.code);
+    }
+    Ok(raw[head..].to_vec())
+}
+
+fn usd(micros: u64) -> String {
+    format!("${:.2}", micros as f64 / 1e6)
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+fn outcome(s: &crate::exposition::ShardStats, name: &str) -> u64 {
+    s.outcomes
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or(0)
+}
+
+/// Prints the per-shard and total table, no-bid reasons and campaign spend.
+pub fn print_summary(stats: &Stats, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!("\n== adserver demo summary ({:.1} s, internal processing latency) ==", secs);
+    println!(
+        "{:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>11}",
+        "shard", "requests", "qps", "p50 us", "p99 us", "p99.9 us", "fill%", "house%", "nobid%", "hops", "revenue"
+    );
+    for s in stats.shards.iter().chain(std::iter::once(&stats.total)) {
+        let name = s.shard.map(|i| i.to_string()).unwrap_or_else(|| "total".into());
+        let l = &s.latency_total;
+        println!(
+            "{:>6} {:>9} {:>8.0} {:>9.1} {:>9.1} {:>9.1} {:>7.1} {:>7.1} {:>7.1} {:>8} {:>11}",
+            name,
+            s.requests,
+            s.requests as f64 / secs,
+            l.p50_us,
+            l.p99_us,
+            l.p99_9_us,
+            share(outcome(s, "filled"), s.requests),
+            share(outcome(s, "house"), s.requests),
+            share(outcome(s, "nobid"), s.requests),
+            s.hops_out,
+            usd(s.revenue_micros),
+        );
+    }
+    let t = &stats.total;
+    println!(
+        "invalid: {}  errors: {}  ring-full fallbacks: {}  stalls: {}",
+        outcome(t, "invalid") + outcome(t, "unsupported_media_type"),
+        outcome(t, "error"),
+        t.hop_fallback_local,
+        t.stalls
+    );
+    let reasons: Vec<String> = t
+        .nobid_reasons
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    println!("no-bid reasons: {}", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
+    print_campaigns(stats);
+}
+
+fn print_campaigns(stats: &Stats) {
+    let mut rows: Vec<_> = stats.campaigns.iter().filter(|c| c.impressions > 0).collect();
+    rows.sort_by(|a, b| b.spent_today_micros.cmp(&a.spent_today_micros));
+    let over = stats
+        .campaigns
+        .iter()
+        .filter(|c| c.spent_today_micros > c.budget_daily_micros)
+        .count();
+    println!(
+        "\ncampaigns served: {} of {}; over daily budget: {over}",
+        rows.len(),
+        stats.campaigns.len()
+    );
+    println!(
+        "{:>6} {:<28} {:>12} {:>12} {:>12} {:>7} {:>9}",
+        "id", "campaign", "kind", "spend", "daily budget", "used%", "imps"
+    );
+    for c in rows.iter().take(15) {
+        println!(
+            "{:>6} {:<28} {:>12} {:>12} {:>12} {:>7.2} {:>9}",
+            c.id,
+            truncate(&c.name, 28),
+            truncate(&c.kind, 12),
+            usd(c.spent_today_micros),
+            usd(c.budget_daily_micros),
+            share(c.spent_today_micros, c.budget_daily_micros),
+            c.impressions
+        );
+    }
+    if rows.len() > 15 {
+        println!("   ... {} more (GET /stats for all)", rows.len() - 15);
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

@@ -1,0 +1,291 @@
+//! Renders merged shard snapshots: Prometheus text for `/metrics`, JSON for `/stats`.
+//!
+//! Every series carries a `shard` label; merging happens here, at scrape time, never while
+//! recording.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::metrics::{
+    NoBidReason, Outcome, Percentiles, Stage, percentiles, write_prom_header, write_prom_histogram,
+};
+use crate::shard::ShardSnapshot;
+
+/// Prometheus text exposition (format 0.0.4).
+pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    write_requests(&mut out, snaps);
+    write_stage_histograms(&mut out, snaps);
+    write_counters(&mut out, snaps);
+    write_mesh(&mut out, snaps);
+    write_http(&mut out, snaps);
+    write_spend(&mut out, snaps, catalog);
+    out
+}
+
+fn write_requests(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(
+        out,
+        "adcore_requests_total",
+        "counter",
+        "Auction requests answered, by outcome.",
+    );
+    for s in snaps {
+        for o in Outcome::ALL {
+            let _ = writeln!(
+                out,
+                "adcore_requests_total{{shard=\"{}\",outcome=\"{}\"}} {}",
+                s.shard,
+                o.name(),
+                s.metrics.outcome(o)
+            );
+        }
+    }
+    write_prom_header(
+        out,
+        "adcore_nobid_total",
+        "counter",
+        "Auction requests answered 204, by no-bid reason.",
+    );
+    for s in snaps {
+        for r in NoBidReason::ALL {
+            let _ = writeln!(
+                out,
+                "adcore_nobid_total{{shard=\"{}\",reason=\"{}\"}} {}",
+                s.shard,
+                r.name(),
+                s.metrics.nobid(r)
+            );
+        }
+    }
+}
+
+fn write_stage_histograms(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(
+        out,
+        "adcore_stage_duration_seconds",
+        "histogram",
+        "Time spent per pipeline stage of an auction request.",
+    );
+    for s in snaps {
+        for st in Stage::ALL {
+            let labels = format!("shard=\"{}\",stage=\"{}\"", s.shard, st.name());
+            write_prom_histogram(
+                out,
+                "adcore_stage_duration_seconds",
+                &labels,
+                s.metrics.stage(st),
+            );
+        }
+    }
+}
+
+fn write_counter_family(
+    out: &mut String,
+    snaps: &[ShardSnapshot],
+    name: &str,
+    help: &str,
+    value: impl Fn(&ShardSnapshot) -> u64,
+) {
+    write_prom_header(out, name, "counter", help);
+    for s in snaps {
+        let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, value(s));
+    }
+}
+
+fn write_counters(out: &mut String, snaps: &[ShardSnapshot]) {
+    type Row = (&'static str, &'static str, fn(&ShardSnapshot) -> u64);
+    let rows: [Row; 9] = [
+        ("adcore_hops_out_total", "Requests handed to the owner shard.", |s| s.metrics.hops_out),
+        ("adcore_hops_in_total", "Requests handled for another shard.", |s| s.metrics.hops_in),
+        ("adcore_hop_fallback_local_total", "Requests served locally because the owner's ring was full.", |s| s.metrics.hop_fallback_local),
+        ("adcore_revenue_micros_total", "Revenue from paid impressions, in micros of USD.", |s| s.metrics.revenue_micros),
+        ("adcore_impressions_paid_total", "Paid impressions served.", |s| s.metrics.impressions_paid),
+        ("adcore_impressions_house_total", "House ads served.", |s| s.metrics.impressions_house),
+        ("adcore_candidates_below_floor_total", "Candidates dropped under the reserve.", |s| s.metrics.below_floor_candidates),
+        ("adcore_budget_refusals_total", "Candidates skipped because their budget share was exhausted.", |s| s.metrics.budget_refusals),
+        ("adcore_notices_total", "Win and billing notices received.", |s| s.metrics.win_notices + s.metrics.billing_notices),
+    ];
+    for (name, help, f) in rows {
+        write_counter_family(out, snaps, name, help, f);
+    }
+}
+
+fn write_mesh(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_counter_family(out, snaps, "adcore_ring_full_total", "Messages refused because the target ring was full.", |s| s.mesh.ring_full);
+    write_counter_family(out, snaps, "adcore_mesh_sent_total", "Messages sent to other shards.", |s| s.mesh.hops_sent);
+    write_counter_family(out, snaps, "adcore_mesh_received_total", "Messages received from other shards.", |s| s.mesh.hops_received);
+    write_counter_family(out, snaps, "adcore_stalls_total", "Times a task held the shard past the stall threshold.", |s| s.mesh.stalls);
+    write_prom_header(out, "adcore_stall_seconds_max", "gauge", "Longest stall seen.");
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_stall_seconds_max{{shard=\"{}\"}} {}",
+            s.shard,
+            s.mesh.stall_us_max as f64 / 1e6
+        );
+    }
+    write_prom_header(out, "adcore_driver_info", "gauge", "The I/O driver a shard runs (1 = in use).");
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_driver_info{{shard=\"{}\",driver=\"{}\"}} 1",
+            s.shard, s.driver
+        );
+    }
+}
+
+fn write_http(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(out, "adcore_http_events_total", "counter", "HTTP server counters.");
+    for s in snaps {
+        for (name, v) in &s.http {
+            let _ = writeln!(
+                out,
+                "adcore_http_events_total{{shard=\"{}\",event=\"{name}\"}} {v}",
+                s.shard
+            );
+        }
+    }
+}
+
+fn write_spend(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
+    write_prom_header(out, "adcore_campaign_spend_today_micros", "gauge", "Spend today per campaign and shard, in micros.");
+    for s in snaps {
+        for (i, line) in s.spend.iter().enumerate() {
+            if line.impressions > 0 {
+                let _ = writeln!(
+                    out,
+                    "adcore_campaign_spend_today_micros{{shard=\"{}\",campaign=\"{}\"}} {}",
+                    s.shard, catalog.campaigns[i].spec.id, line.spent_today_micros
+                );
+            }
+        }
+    }
+}
+
+/// `/stats`: per shard and total figures, plus campaign spend.
+#[derive(Serialize, Deserialize)]
+pub struct Stats {
+    pub shards: Vec<ShardStats>,
+    pub total: ShardStats,
+    pub campaigns: Vec<CampaignSpend>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct ShardStats {
+    pub shard: Option<usize>,
+    pub driver: String,
+    pub requests: u64,
+    pub outcomes: Vec<(String, u64)>,
+    pub nobid_reasons: Vec<(String, u64)>,
+    pub latency_total: Percentiles,
+    pub stages: Vec<(String, Percentiles)>,
+    pub hops_out: u64,
+    pub hops_in: u64,
+    pub hop_fallback_local: u64,
+    pub ring_full: u64,
+    pub stalls: u64,
+    pub revenue_micros: u64,
+    pub impressions_paid: u64,
+    pub impressions_house: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CampaignSpend {
+    pub id: u32,
+    pub name: String,
+    pub kind: String,
+    pub budget_daily_micros: u64,
+    pub spent_today_micros: u64,
+    pub spent_lifetime_micros: u64,
+    pub impressions: u64,
+}
+
+fn shard_stats(shard: Option<usize>, driver: &str, snaps: &[&ShardSnapshot]) -> ShardStats {
+    let mut stages: Vec<Histogram<u64>> = Stage::ALL
+        .iter()
+        .map(|&st| {
+            let mut h = snaps
+                .first()
+                .map(|s| s.metrics.stage(st).clone())
+                .unwrap_or_else(|| Histogram::new(2).expect("histogram"));
+            h.reset();
+            h
+        })
+        .collect();
+    let mut st = ShardStats {
+        shard,
+        driver: driver.to_string(),
+        ..ShardStats::default()
+    };
+    let sum = |f: &dyn Fn(&ShardSnapshot) -> u64| snaps.iter().map(|s| f(s)).sum::<u64>();
+    for s in snaps {
+        for (i, h) in stages.iter_mut().enumerate() {
+            // Same bounds everywhere: adding cannot fail.
+            let _ = h.add(&s.metrics.stages[i]);
+        }
+    }
+    st.requests = sum(&|s| s.metrics.requests());
+    st.outcomes = Outcome::ALL
+        .iter()
+        .map(|&o| (o.name().to_string(), sum(&|s| s.metrics.outcome(o))))
+        .collect();
+    st.nobid_reasons = NoBidReason::ALL
+        .iter()
+        .map(|&r| (r.name().to_string(), sum(&|s| s.metrics.nobid(r))))
+        .collect();
+    st.latency_total = percentiles(&stages[Stage::Total as usize]);
+    st.stages = Stage::ALL
+        .iter()
+        .map(|&s| (s.name().to_string(), percentiles(&stages[s as usize])))
+        .collect();
+    st.hops_out = sum(&|s| s.metrics.hops_out);
+    st.hops_in = sum(&|s| s.metrics.hops_in);
+    st.hop_fallback_local = sum(&|s| s.metrics.hop_fallback_local);
+    st.ring_full = sum(&|s| s.mesh.ring_full);
+    st.stalls = sum(&|s| s.mesh.stalls);
+    st.revenue_micros = sum(&|s| s.metrics.revenue_micros);
+    st.impressions_paid = sum(&|s| s.metrics.impressions_paid);
+    st.impressions_house = sum(&|s| s.metrics.impressions_house);
+    st
+}
+
+pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
+    let shards = snaps
+        .iter()
+        .map(|s| shard_stats(Some(s.shard), &s.driver, &[s]))
+        .collect();
+    let all: Vec<&ShardSnapshot> = snaps.iter().collect();
+    let driver = snaps.first().map(|s| s.driver.as_str()).unwrap_or("");
+    let campaigns = catalog
+        .campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let line = |f: fn(&crate::ledger::SpendLine) -> u64| {
+                snaps.iter().map(|s| s.spend.get(i).map(f).unwrap_or(0)).sum()
+            };
+            CampaignSpend {
+                id: c.spec.id,
+                name: c.spec.name.clone(),
+                kind: format!("{:?}", c.spec.kind),
+                budget_daily_micros: c.spec.budget_daily_micros,
+                spent_today_micros: line(|l| l.spent_today_micros),
+                spent_lifetime_micros: line(|l| l.spent_lifetime_micros),
+                impressions: line(|l| l.impressions),
+            }
+        })
+        .collect();
+    Stats {
+        shards,
+        total: shard_stats(None, driver, &all),
+        campaigns,
+    }
+}
+
+pub fn stats_json(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
+    serde_json::to_string(&stats(snaps, catalog)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}

@@ -1,0 +1,115 @@
+//! Writes the HTTP answer of an auction: a BidResponse (200), a no-bid (204 with its reason in
+//! headers), an invalid request (4xx with the exact message and `nbr` 2), or unavailable (503).
+//!
+//! Owns: the mapping from auction results to OpenRTB responses (adm, crid, adomain, nurl/burl,
+//! house flag). Must not know: how winners were chosen.
+
+use std::fmt::Write;
+
+use net::http::Response;
+use net::openrtb::{Bid, BidRequest, BidResponse, SeatBid};
+
+use crate::auction::{AuctionResult, Win};
+use crate::metrics::{NoBidReason, Outcome, ShardMetrics};
+use crate::shard::Shared;
+
+/// Answers an invalid request: `status` with `{"id":..,"nbr":2,"error":..}`.
+pub fn invalid(resp: &mut Response, status: u16, request_id: &str, message: &str) {
+    let body = serde_json::json!({ "id": request_id, "nbr": 2, "error": message });
+    resp.status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string().as_bytes());
+}
+
+/// 503: the owner shard is stopping.
+pub fn unavailable(resp: &mut Response) {
+    resp.status(503)
+        .header("content-type", "text/plain")
+        .header("retry-after", "1")
+        .body(b"shutting down\n");
+}
+
+fn nobid(resp: &mut Response, reason: NoBidReason) {
+    let mut code = itoa::Buffer::new();
+    resp.status(204)
+        .header("x-openrtb-nbr", code.format(reason.nbr()))
+        .header("x-adcore-nobid-reason", reason.name());
+}
+
+/// Writes the auction's answer and says how the request ended.
+pub fn auction(
+    resp: &mut Response,
+    shared: &Shared,
+    req: &BidRequest,
+    result: &AuctionResult,
+    m: &ShardMetrics,
+) -> Outcome {
+    if result.wins.is_empty() {
+        let reason = result.nobid.unwrap_or(NoBidReason::NoEligibleCampaign);
+        m.nobid(reason);
+        nobid(resp, reason);
+        return Outcome::NoBid;
+    }
+    let bids = result
+        .wins
+        .iter()
+        .map(|w| bid_for(shared, req, w))
+        .collect();
+    let answer = BidResponse {
+        id: req.id.clone(),
+        seatbid: vec![SeatBid {
+            bid: bids,
+            seat: Some(shared.config.auction.seat.clone()),
+            ..Default::default()
+        }],
+        cur: Some("USD".to_string()),
+        ..Default::default()
+    };
+    let body = resp.body_mut();
+    body.clear();
+    net::openrtb::write_bid_response(&answer, body);
+    resp.status(200)
+        .header("content-type", "application/json")
+        .header("x-openrtb-version", "2.6");
+    if result.wins.iter().all(|w| w.house) {
+        Outcome::House
+    } else {
+        Outcome::Filled
+    }
+}
+
+/// A notice URL with the OpenRTB macros the caller substitutes.
+fn notice_url(base: &str, kind: &str, req: &BidRequest, w: &Win, campaign_id: u32, creative_id: u32) -> String {
+    let mut url = String::with_capacity(160);
+    let _ = write!(
+        url,
+        "{base}/notice/{kind}?auction=${{AUCTION_ID}}&imp={}&cid={campaign_id}&crid={creative_id}&price=${{AUCTION_PRICE}}",
+        req.imp[w.slot].id
+    );
+    url
+}
+
+fn bid_for(shared: &Shared, req: &BidRequest, w: &Win) -> Bid {
+    let catalog = &shared.catalog;
+    let campaign = &catalog.campaigns[w.campaign];
+    let creative = &catalog.creatives[w.creative];
+    let base = &shared.config.auction.notice_base_url;
+    let (cid, crid) = (campaign.spec.id, creative.id);
+    Bid {
+        id: format!("{}-{}", req.id, req.imp[w.slot].id),
+        impid: req.imp[w.slot].id.clone(),
+        price: w.price_cpm_micros as f64 / 1_000_000.0,
+        adid: Some(crid.to_string()),
+        adm: Some(creative.adm.clone()),
+        nurl: Some(notice_url(base, "win", req, w, cid, crid)),
+        burl: Some(notice_url(base, "billing", req, w, cid, crid)),
+        adomain: vec![campaign.advertiser_domain.clone()],
+        cid: Some(cid.to_string()),
+        crid: Some(crid.to_string()),
+        cat: campaign.spec.iab_categories.clone(),
+        w: (creative.w > 0).then_some(creative.w),
+        h: (creative.h > 0).then_some(creative.h),
+        ext: w.house.then(|| net::openrtb::ext_from_json(r#"{"adcore":{"house":true}}"#)),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,326 @@
+//! One engine shard: the HTTP front (routes), the hop to the user's owner shard, and the owner's
+//! side that runs the auction on its own sub-ledger.
+//!
+//! Owns: per-shard state (sub-ledger, scratch buffers, metrics, HTTP counters) and the message
+//! types shards exchange. Every piece of state here belongs to exactly one shard; only the
+//! immutable [`Shared`] snapshot (config, catalog) is shared, behind an `Arc`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
+use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
+
+use crate::auction::{AuctionResult, Scratch, run_auction};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::intake::{self, AuctionJob};
+use crate::ledger::{SpendLine, SubLedger};
+use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::{exposition, respond};
+
+/// Immutable state every shard reads.
+pub struct Shared {
+    pub config: Config,
+    pub catalog: Arc<Catalog>,
+}
+
+/// Messages between shards.
+pub enum Msg {
+    /// Run the auction for a user this shard owns.
+    Auction(Box<AuctionJob>),
+    /// Send a copy of your metrics (for /metrics and /stats).
+    Snapshot,
+}
+
+pub enum Reply {
+    Auction(AuctionResult),
+    Snapshot(Box<ShardSnapshot>),
+}
+
+/// Everything a scrape needs from one shard.
+pub struct ShardSnapshot {
+    pub shard: usize,
+    pub driver: String,
+    pub metrics: MetricsSnapshot,
+    pub mesh: MeshStats,
+    pub http: Vec<(&'static str, u64)>,
+    /// Indexed like `Catalog::campaigns`.
+    pub spend: Vec<SpendLine>,
+}
+
+pub struct EngineShard {
+    shared: Arc<Shared>,
+    ledger: RefCell<SubLedger>,
+    scratch: RefCell<Scratch>,
+    metrics: ShardMetrics,
+    http_stats: Rc<HttpStats>,
+    listener: RefCell<Option<monoio::net::TcpListener>>,
+}
+
+impl EngineShard {
+    /// Builds the shard's state and binds its listening socket (SO_REUSEPORT).
+    pub fn new(shared: Arc<Shared>, ctx: &ShardCtx<EngineShard>) -> std::io::Result<EngineShard> {
+        let listener = net::http::bind_reuseport(shared.config.server.listen)?;
+        let ledger = SubLedger::new(
+            &shared.catalog,
+            ctx.id().0,
+            ctx.count(),
+            intake::now_unix_s().div_euclid(86_400),
+        );
+        Ok(EngineShard {
+            shared,
+            ledger: RefCell::new(ledger),
+            scratch: RefCell::new(Scratch::default()),
+            metrics: ShardMetrics::default(),
+            http_stats: Rc::new(HttpStats::default()),
+            listener: RefCell::new(Some(listener)),
+        })
+    }
+
+    /// Runs the auction here, on this shard's ledger.
+    fn auction_here(&self, job: &AuctionJob) -> AuctionResult {
+        run_auction(
+            job,
+            &self.shared.catalog,
+            &mut self.ledger.borrow_mut(),
+            &self.shared.config.auction,
+            &mut self.scratch.borrow_mut(),
+            &self.metrics,
+        )
+    }
+
+    fn snapshot(&self, ctx: &ShardCtx<EngineShard>) -> ShardSnapshot {
+        let ledger = self.ledger.borrow();
+        ShardSnapshot {
+            shard: ctx.id().0,
+            driver: ctx.driver().to_string(),
+            metrics: self.metrics.snapshot(),
+            mesh: ctx.stats(),
+            http: self.http_stats.counters().collect(),
+            spend: (0..ledger.len()).map(|i| ledger.line(i)).collect(),
+        }
+    }
+}
+
+impl Service for EngineShard {
+    type Msg = Msg;
+    type Reply = Reply;
+
+    async fn run(self: Rc<Self>, ctx: ShardCtx<Self>) {
+        let Some(listener) = self.listener.borrow_mut().take() else {
+            return;
+        };
+        let shutdown = Shutdown::new();
+        let drain = Duration::from_millis(self.shared.config.server.drain_timeout_ms);
+        let trigger = shutdown.clone();
+        let stop_ctx = ctx.clone();
+        monoio::spawn(async move {
+            stop_ctx.stopping().await;
+            trigger.trigger(drain);
+        });
+        let front = Rc::new(Front {
+            ctx: ctx.clone(),
+            shard: self.clone(),
+        });
+        let limits = self.shared.config.http_limits();
+        net::http::serve(listener, front, limits, shutdown, self.http_stats.clone()).await;
+    }
+
+    async fn handle(self: Rc<Self>, ctx: ShardCtx<Self>, _from: ShardId, msg: Msg) -> Reply {
+        match msg {
+            Msg::Auction(job) => {
+                bump(&self.metrics.hops_in, 1);
+                Reply::Auction(self.auction_here(&job))
+            }
+            Msg::Snapshot => Reply::Snapshot(Box::new(self.snapshot(&ctx))),
+        }
+    }
+}
+
+/// The HTTP handler of one shard.
+struct Front {
+    ctx: ShardCtx<EngineShard>,
+    shard: Rc<EngineShard>,
+}
+
+impl Handler for Front {
+    async fn handle<'a>(&'a self, req: &'a Request<'a>, resp: &'a mut Response) {
+        match (req.method, req.path) {
+            (Method::Post, "/openrtb2/auction") => self.auction(req, resp).await,
+            (Method::Get, "/health") => self.health(resp),
+            (Method::Get, "/metrics") => self.metrics(resp).await,
+            (Method::Get, "/stats") => self.stats(resp).await,
+            (Method::Get, "/notice/win") => {
+                bump(&self.shard.metrics.win_notices, 1);
+                resp.status(204);
+            }
+            (Method::Get, "/notice/billing") => {
+                bump(&self.shard.metrics.billing_notices, 1);
+                resp.status(204);
+            }
+            (_, "/openrtb2/auction") => method_not_allowed(resp, "POST"),
+            (_, "/health" | "/metrics" | "/stats" | "/notice/win" | "/notice/billing") => {
+                method_not_allowed(resp, "GET")
+            }
+            _ => {
+                resp.status(404)
+                    .header("content-type", "text/plain")
+                    .body(b"not found\n");
+            }
+        }
+    }
+}
+
+fn method_not_allowed(resp: &mut Response, allow: &str) {
+    resp.status(405)
+        .header("allow", allow)
+        .header("content-type", "text/plain")
+        .body(b"method not allowed\n");
+}
+
+/// Whether a Content-Type header value names JSON (`application/json`, optional parameters).
+pub fn is_json_content_type(value: &[u8]) -> bool {
+    let essence = value.split(|&b| b == b';').next().unwrap_or(b"");
+    essence.trim_ascii().eq_ignore_ascii_case(b"application/json")
+}
+
+impl Front {
+    async fn auction(&self, req: &Request<'_>, resp: &mut Response) {
+        let received = Instant::now();
+        let m = &self.shard.metrics;
+        if let Some(ct) = req.content_type()
+            && !is_json_content_type(ct)
+        {
+            m.outcome(Outcome::UnsupportedMedia);
+            let msg = format!(
+                "unsupported content type {:?}: send application/json",
+                String::from_utf8_lossy(ct)
+            );
+            respond::invalid(resp, 415, "", &msg);
+            return;
+        }
+        let parsed = net::openrtb::parse_bid_request(req.body);
+        let t_parsed = Instant::now();
+        m.record(Stage::Parse, t_parsed - received);
+        let bid_request = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                m.outcome(Outcome::Invalid);
+                respond::invalid(resp, 400, "", &e.to_string());
+                return;
+            }
+        };
+        let limits = self.shard.shared.config.validation_limits();
+        if let Err(e) = net::openrtb::validate_bid_request(&bid_request, &limits) {
+            m.outcome(Outcome::Invalid);
+            respond::invalid(resp, 400, &bid_request.id, &e.to_string());
+            return;
+        }
+        let t_valid = Instant::now();
+        m.record(Stage::Validate, t_valid - t_parsed);
+        let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
+        let now_s = intake::now_unix_s();
+        let job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+        let result = self.auction_on_owner(job, || {
+            intake::job_from_request(&bid_request, received, now_s, tmax_default)
+        });
+        let t_respond = Instant::now();
+        let outcome = match &result {
+            Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, m),
+            None => {
+                respond::unavailable(resp);
+                Outcome::Error
+            }
+        };
+        m.outcome(outcome);
+        let done = Instant::now();
+        m.record(Stage::Respond, done - t_respond);
+        m.record(Stage::Total, done - received);
+    }
+
+    /// Runs the job on the shard owning the user: here, or one hop away. A full ring means the
+    /// owner is overloaded: the request is served here instead (counted), rather than queued.
+    async fn auction_on_owner(
+        &self,
+        job: AuctionJob,
+        rebuild: impl FnOnce() -> AuctionJob,
+    ) -> Option<AuctionResult> {
+        let me = self.ctx.id().0;
+        let owner = intake::owner_shard(job.user_key, self.ctx.count());
+        if owner == me {
+            return Some(self.shard.auction_here(&job));
+        }
+        let m = &self.shard.metrics;
+        bump(&m.hops_out, 1);
+        let sent = Instant::now();
+        let reply = self
+            .ctx
+            .invoke_on(ShardId(owner), Msg::Auction(Box::new(job)))
+            .await;
+        m.record(Stage::Hop, sent.elapsed());
+        match reply {
+            Ok(Reply::Auction(r)) => Some(r),
+            Ok(Reply::Snapshot(_)) => None,
+            Err(MeshError::RingFull { .. }) => {
+                bump(&m.hop_fallback_local, 1);
+                Some(self.shard.auction_here(&rebuild()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn health(&self, resp: &mut Response) {
+        let body = format!(
+            "{{\"status\":\"ok\",\"shard\":{},\"shards\":{},\"driver\":\"{}\"}}",
+            self.ctx.id().0,
+            self.ctx.count(),
+            self.ctx.driver()
+        );
+        resp.status(200)
+            .header("content-type", "application/json")
+            .body(body.as_bytes());
+    }
+
+    async fn snapshots(&self) -> Vec<ShardSnapshot> {
+        let replies = self.ctx.invoke_on_all(|_| Msg::Snapshot).await;
+        replies
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(Reply::Snapshot(s)) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn metrics(&self, resp: &mut Response) {
+        let snaps = self.snapshots().await;
+        let text = exposition::prometheus(&snaps, &self.shard.shared.catalog);
+        resp.status(200)
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(text.as_bytes());
+    }
+
+    async fn stats(&self, resp: &mut Response) {
+        let snaps = self.snapshots().await;
+        let json = exposition::stats_json(&snaps, &self.shard.shared.catalog);
+        resp.status(200)
+            .header("content-type", "application/json")
+            .body(json.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type(b"application/json"));
+        assert!(is_json_content_type(b"Application/JSON; charset=utf-8"));
+        assert!(!is_json_content_type(b"text/plain"));
+        assert!(!is_json_content_type(b"application/jsonx"));
+    }
+}
