@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Foundation benchmark (issue: thread-per-core foundation): requests/s per shard of
+#   1. adserver's no-bid path (parse, validate, hop, select, 204),
+#   2. adserver's full internal pipeline (demo catalog, realistic requests),
+#   3. nginx `return 204` with one worker per core (the peer),
+# all driven by rtb-load at the same fixed rates in one run, on loopback.
+# Writes perf/foundation/RESULTS.md. Needs nginx (installed with apt-get if missing).
+#
+# Usage: perf/foundation/run.sh [rates...]   (default: 2000 5000 10000 20000 40000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATES=("${@:-2000 5000 10000 20000 40000}")
+read -r -a RATES <<< "${RATES[*]}"
+DUR=${DUR:-8s}
+CONNS=${CONNS:-64}
+SHARDS=${SHARDS:-$(nproc)}
+OUT=perf/out/foundation
+mkdir -p "$OUT"
+
+if ! command -v nginx >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light || \
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
+fi
+
+cargo build --release -q -p engine -p tools
+BIN=target/release
+[ -f demo-data/catalog.json ] || $BIN/adgen --out demo-data
+
+NGX_DIR=$(mktemp -d)
+cat > "$NGX_DIR/nginx.conf" <<NGX
+worker_processes $SHARDS;
+worker_cpu_affinity auto;
+pid $NGX_DIR/nginx.pid;
+error_log $NGX_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:18080 reuseport; location / { return 204; } }
+}
+NGX
+nginx -c "$NGX_DIR/nginx.conf"
+$BIN/adserver --listen 127.0.0.1:18081 --shards "$SHARDS" --catalog demo-data/catalog.json serve 2>"$OUT/adserver.log" &
+ADS=$!
+cleanup() { kill "$ADS" 2>/dev/null || true; nginx -c "$NGX_DIR/nginx.conf" -s stop 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18081/health >/dev/null 2>&1 && break; sleep 0.1; done
+
+load() { # name url rate [extra args]
+  local name=$1 url=$2 rate=$3; shift 3
+  $BIN/rtb-load --target "$url" --rate "$rate" --duration "$DUR" --warmup 2s --connections "$CONNS" \
+    --users demo-data/users.csv --json "$OUT/$name-$rate.json" "$@" > "$OUT/$name-$rate.txt"
+}
+for r in "${RATES[@]}"; do
+  load nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  load nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  load full  http://127.0.0.1:18081/openrtb2/auction "$r"
+done
+curl -s http://127.0.0.1:18081/stats > "$OUT/stats.json"
+
+python3 - "$OUT" "$SHARDS" "${RATES[@]}" <<'PY'
+import json, sys, subprocess, platform, os
+out, shards, rates = sys.argv[1], int(sys.argv[2]), [int(r) for r in sys.argv[3:]]
+def rd(name, r):
+    with open(f"{out}/{name}-{r}.json") as f: return json.load(f)
+def sustained(name):
+    # Highest target rate achieved within 3 % with p99 under 10 ms.
+    best = 0
+    for r in rates:
+        j = rd(name, r)
+        if j["rate_achieved"] >= 0.97 * r and j["latency_us"]["p99"] < 10_000 and j["errors"] == 0 and j["timeouts"] == 0:
+            best = r
+    return best
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+cpu = next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+lines = [f"# Foundation benchmark\n", f"machine: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}; commit {commit}; shards {shards}\n",
+         "rtb-load (open loop, latency from intended send time) on the same machine: the load generator shares the cores.\n",
+         "| target rate | nginx 204: achieved / p50 / p99 (us) | adserver no-bid: achieved / p50 / p99 | adserver full pipeline: achieved / p50 / p99 |",
+         "|---|---|---|---|"]
+for r in rates:
+    cells = []
+    for n in ("nginx", "nobid", "full"):
+        j = rd(n, r); l = j["latency_us"]
+        cells.append(f'{j["rate_achieved"]:.0f} / {l["p50"]:.0f} / {l["p99"]:.0f}')
+    lines.append(f"| {r} | " + " | ".join(cells) + " |")
+sn, sb, sf = sustained("nginx"), sustained("nobid"), sustained("full")
+ratio = lambda a, b: f"{a/b:.2f}" if b else "n/a"
+lines += ["", "Highest sustained rate (achieved within 3 %, p99 < 10 ms, no errors):", "",
+          "| path | req/s | req/s per shard | ratio vs nginx |", "|---|---|---|---|",
+          f"| nginx return 204 | {sn} | {sn/shards:.0f} | 1.00 |",
+          f"| adserver no-bid | {sb} | {sb/shards:.0f} | {ratio(sb, sn)} |",
+          f"| adserver full pipeline | {sf} | {sf/shards:.0f} | {ratio(sf, sn)} |"]
+try:
+    st = json.load(open(f"{out}/stats.json"))["total"]
+    lines += ["", f'Engine-side internal latency over the whole run (all paths): p50 {st["latency_total"]["p50_us"]:.1f} us, p99 {st["latency_total"]["p99_us"]:.1f} us, p99.9 {st["latency_total"]["p99_9_us"]:.1f} us; driver {st["driver"]}.']
+except Exception as e:
+    lines.append(f"(stats unavailable: {e})")
+open("perf/foundation/RESULTS.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
