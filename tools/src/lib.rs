@@ -1,1 +1,3 @@
 //! Shared helpers for the tools binaries.
+
+pub mod load;
