@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use tools::load::config::{self, BODY_FILE_BYTES_MAX};
-use tools::load::{BodySource, LoadConfig, RequestMix, Target, UserSource};
+use tools::load::{BodySource, Driver, LoadConfig, RequestMix, Target, UserSource};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,9 @@ struct Args {
     /// Send this exact body instead of generated requests.
     #[arg(long)]
     body_file: Option<PathBuf>,
+    /// monoio I/O driver: auto (io_uring if allowed, else epoll), uring or legacy.
+    #[arg(long, default_value = "auto")]
+    driver: String,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -86,6 +89,7 @@ fn to_config(args: &Args) -> anyhow::Result<LoadConfig> {
         timeout: config::parse_duration(&args.timeout)?,
         seed: args.seed,
         body: body_source(args)?,
+        driver: Driver::parse(&args.driver)?,
     };
     config.validate()?;
     Ok(config)

@@ -166,6 +166,34 @@ impl Default for RequestMix {
     }
 }
 
+/// Which monoio I/O driver the load threads use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring when the kernel allows it, else epoll.
+    #[default]
+    Auto,
+    /// io_uring only (fails to start where it is blocked).
+    IoUring,
+    /// epoll only.
+    Legacy,
+}
+
+impl Driver {
+    /// Parses `auto`, `uring` (or `io-uring`) and `legacy` (or `epoll`).
+    pub fn parse(text: &str) -> Result<Driver, ConfigError> {
+        match text {
+            "auto" => Ok(Driver::Auto),
+            "uring" | "io-uring" | "iouring" => Ok(Driver::IoUring),
+            "legacy" | "epoll" => Ok(Driver::Legacy),
+            _ => Err(ConfigError::Range {
+                name: "driver",
+                value: text.to_string(),
+                reason: "must be auto, uring or legacy",
+            }),
+        }
+    }
+}
+
 /// A complete, validated `rtb-load` run description.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
@@ -185,6 +213,8 @@ pub struct LoadConfig {
     /// Seed for every random choice (population, request pool).
     pub seed: u64,
     pub body: BodySource,
+    /// monoio I/O driver for every load thread.
+    pub driver: Driver,
 }
 
 impl LoadConfig {
@@ -343,6 +373,7 @@ mod tests {
             threads: 1,
             timeout: Duration::from_secs(1),
             seed: 1,
+            driver: Driver::Auto,
             body: BodySource::Generated {
                 users: UserSource::Synthetic { user_count: 10 },
                 pool_size: 10,

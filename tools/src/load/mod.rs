@@ -23,7 +23,7 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::{BodySource, ConfigError, LoadConfig, RequestMix, Target, UserSource};
+pub use config::{BodySource, ConfigError, Driver, LoadConfig, RequestMix, Target, UserSource};
 pub use population::{Population, PopulationError, User};
 pub use report::LoadReport;
 pub use request::{RequestError, RequestPool};
@@ -105,6 +105,7 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         timeout: config.timeout,
         threads: config.threads,
         pool,
+        driver: config.driver,
     };
     let stats = scheduler::run_threads(&plan)?;
     let measured_from = schedule.start + schedule.warmup;
@@ -113,8 +114,10 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         threads: config.threads,
         connections: config.connections,
         rate_target: config.rate_per_s,
+        // At least the configured window, longer when the run drained a backlog.
         duration_s: Instant::now()
             .saturating_duration_since(measured_from)
+            .max(config.duration)
             .as_secs_f64(),
         warmup_s: config.warmup.as_secs_f64(),
     };

@@ -107,7 +107,7 @@ impl Population {
 
     /// Synthesizes `user_count` users with Zipf(α=1) activity (user of rank r weighs 1/r).
     pub fn synthesize(user_count: usize, seed: u64) -> Result<Population, PopulationError> {
-        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_0f05_e75);
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x05ee_d0f0_5e75);
         let users = (0..user_count)
             .map(|rank| synthetic_user(rank, &mut rng))
             .collect();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use monoio::time::{Instant as MonoInstant, sleep_until, timeout_at};
 
 use super::client::{Connection, FailureKind, connect};
+use super::config::Driver;
 use super::request::RequestPool;
 use super::stats::Stats;
 
@@ -82,6 +83,7 @@ pub struct RunPlan {
     pub timeout: Duration,
     pub threads: usize,
     pub pool: Arc<RequestPool>,
+    pub driver: Driver,
 }
 
 /// Runs the whole schedule on `plan.threads` threads and merges their statistics.
@@ -116,13 +118,8 @@ fn connections_of(thread: usize, plan: &RunPlan) -> impl Iterator<Item = u64> {
 }
 
 fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
-    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(URING_ENTRIES)
-        .build()
-        .map_err(|source| ScheduleError::Runtime { thread, source })?;
     let stats = Rc::new(RefCell::new(Stats::new()));
-    runtime.block_on(async {
+    block_on(plan.driver, async {
         let tasks: Vec<_> = connections_of(thread, plan)
             .map(|index| {
                 let driver = ConnectionDriver {
@@ -136,8 +133,30 @@ fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
         for task in tasks {
             task.await;
         }
-    });
+    })
+    .map_err(|source| ScheduleError::Runtime { thread, source })?;
     Ok(stats.replace(Stats::new()))
+}
+
+/// Runs `future` to completion on a fresh monoio runtime with the chosen driver.
+fn block_on<F: Future>(driver: Driver, future: F) -> std::io::Result<F::Output> {
+    use monoio::{FusionDriver, IoUringDriver, LegacyDriver, RuntimeBuilder};
+    Ok(match driver {
+        Driver::Auto => RuntimeBuilder::<FusionDriver>::new()
+            .enable_timer()
+            .with_entries(URING_ENTRIES)
+            .build()?
+            .block_on(future),
+        Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .with_entries(URING_ENTRIES)
+            .build()?
+            .block_on(future),
+        Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(future),
+    })
 }
 
 /// One connection following its share of the schedule.
@@ -291,6 +310,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             threads: 2,
             pool,
+            driver: Driver::Auto,
         };
         assert_eq!(connections_of(0, &plan).collect::<Vec<_>>(), vec![0, 2, 4]);
         assert_eq!(connections_of(1, &plan).collect::<Vec<_>>(), vec![1, 3]);
