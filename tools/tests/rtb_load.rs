@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+use tools::load::config::TIMER_SPIN_DEFAULT;
 use tools::load::{
     self, BodySource, Driver, LoadConfig, Population, RequestMix, RequestPool, Target, UserSource,
 };
@@ -155,6 +156,7 @@ fn config(url: &str, rate: f64, duration_ms: u64, connections: usize) -> LoadCon
         timeout: Duration::from_secs(2),
         seed: 42,
         driver: Driver::Auto,
+        timer_spin: TIMER_SPIN_DEFAULT,
         body: BodySource::Generated {
             users: UserSource::Synthetic { user_count: 1000 },
             pool_size: 200,
@@ -213,6 +215,7 @@ fn warmup_requests_are_sent_but_not_measured() {
     let server = TestServer::start(Mode::Alternate);
     let mut cfg = config(&server.url(), 200.0, 1000, 2);
     cfg.warmup = Duration::from_millis(500);
+    cfg.timer_spin = Duration::from_micros(1100);
     let r = load::run(&cfg).unwrap().report;
     assert!(r.warmup_sent >= 50, "warm-up sent {}", r.warmup_sent);
     assert!((120..=240).contains(&r.sent), "sent {}", r.sent);

@@ -106,6 +106,7 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         threads: config.threads,
         pool,
         driver: config.driver,
+        timer_spin: config.timer_spin,
     };
     let stats = scheduler::run_threads(&plan)?;
     let measured_from = schedule.start + schedule.warmup;

@@ -7,8 +7,10 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use monoio::time::{Instant as MonoInstant, sleep_until, timeout_at};
@@ -84,6 +86,7 @@ pub struct RunPlan {
     pub threads: usize,
     pub pool: Arc<RequestPool>,
     pub driver: Driver,
+    pub timer_spin: Duration,
 }
 
 /// Runs the whole schedule on `plan.threads` threads and merges their statistics.
@@ -185,7 +188,7 @@ impl ConnectionDriver {
                 return;
             }
             if intended > now {
-                sleep_until(MonoInstant::from_std(intended)).await;
+                wait_until(intended, self.plan.timer_spin).await;
             }
             self.attempt(&mut conn, request_no, intended, offset >= schedule.warmup)
                 .await;
@@ -259,6 +262,37 @@ impl ConnectionDriver {
     }
 }
 
+/// Sleeps on the (1 ms, rounded-up) timer until `spin` before `at`, then yields
+/// to the runtime in a loop until `at`, so sends start on time to the microsecond.
+async fn wait_until(at: Instant, spin: Duration) {
+    let wake = at.checked_sub(spin).unwrap_or(at);
+    if wake > Instant::now() {
+        sleep_until(MonoInstant::from_std(wake)).await;
+    }
+    // Bounded: ends at `at`, at most `spin` (<= 100 ms) after the timer fired.
+    while Instant::now() < at {
+        YieldNow(false).await;
+    }
+}
+
+/// Returns `Pending` once after re-scheduling itself, letting other tasks and
+/// the I/O driver run.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -274,6 +308,15 @@ mod tests {
             connections,
             warmup: Duration::ZERO,
             end: Duration::from_secs(end_s),
+        }
+    }
+
+    #[test]
+    fn wait_until_never_returns_early() {
+        for spin in [Duration::ZERO, Duration::from_micros(1100)] {
+            let at = Instant::now() + Duration::from_millis(5);
+            block_on(Driver::Legacy, wait_until(at, spin)).unwrap();
+            assert!(Instant::now() >= at);
         }
     }
 
@@ -311,6 +354,7 @@ mod tests {
             threads: 2,
             pool,
             driver: Driver::Auto,
+            timer_spin: Duration::ZERO,
         };
         assert_eq!(connections_of(0, &plan).collect::<Vec<_>>(), vec![0, 2, 4]);
         assert_eq!(connections_of(1, &plan).collect::<Vec<_>>(), vec![1, 3]);
