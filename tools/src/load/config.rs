@@ -57,6 +57,9 @@ impl Target {
             url: url.to_string(),
             reason: reason.to_string(),
         };
+        if !url.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(fail("only printable ASCII without spaces is allowed"));
+        }
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| fail("only http:// URLs are supported"))?;
@@ -378,6 +381,8 @@ mod tests {
         assert!(Target::parse("https://127.0.0.1/").is_err());
         assert!(Target::parse("http:///x").is_err());
         assert!(Target::parse("127.0.0.1:80").is_err());
+        assert!(Target::parse("http://127.0.0.1/a b").is_err());
+        assert!(Target::parse("http://127.0.0.1/a\r\nX: y").is_err());
     }
 
     fn sample() -> LoadConfig {

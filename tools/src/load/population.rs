@@ -28,6 +28,8 @@ pub const COLUMNS: [&str; 12] = [
 
 /// Upper bound on the number of users read from a file.
 pub const USERS_MAX: usize = 50_000_000;
+/// Upper bound on the size of a population file, in bytes.
+pub const FILE_BYTES_MAX: u64 = 4 << 30;
 /// Upper bound on one CSV line, in bytes.
 pub const LINE_BYTES_MAX: usize = 64 * 1024;
 
@@ -54,6 +56,8 @@ pub enum PopulationError {
         line: usize,
         reason: String,
     },
+    #[error("users file {path} is {size_bytes} bytes, more than the {FILE_BYTES_MAX} allowed")]
+    TooLarge { path: PathBuf, size_bytes: u64 },
     #[error("users file {path} holds no users")]
     Empty { path: PathBuf },
     #[error("population has no positive activity weight to sample from: {0}")]
@@ -98,6 +102,17 @@ impl Population {
 
     /// Reads an adgen population CSV (header required; columns found by name).
     pub fn from_csv(path: &Path) -> Result<Population, PopulationError> {
+        let io_error = |source| PopulationError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(io_error)?.len();
+        if size > FILE_BYTES_MAX {
+            return Err(PopulationError::TooLarge {
+                path: path.to_path_buf(),
+                size_bytes: size,
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|source| PopulationError::Io {
             path: path.to_path_buf(),
             source,
