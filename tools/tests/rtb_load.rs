@@ -460,6 +460,7 @@ fn binary_writes_json_report() {
     );
     assert!(report["latency_us"]["p99_9"].as_u64().is_some());
     assert!(report["service_time_us"]["mean"].as_f64().is_some());
+    assert!(report["send_lag_us"]["p50"].as_u64().is_some());
     assert!(report["rate_achieved"].as_f64().is_some_and(|r| r > 0.0));
 }
 

@@ -94,6 +94,8 @@ pub struct LoadReport {
     pub latency_us: Percentiles,
     /// From actual send time (uncorrected).
     pub service_time_us: Percentiles,
+    /// Send start minus intended time: timer slop when small, backlog when large.
+    pub send_lag_us: Percentiles,
 }
 
 /// Run facts the statistics do not carry.
@@ -141,6 +143,7 @@ impl LoadReport {
             warmup_sent: stats.warmup_sent,
             latency_us: Percentiles::of(&stats.latency_us),
             service_time_us: Percentiles::of(&stats.service_us),
+            send_lag_us: Percentiles::of(&stats.send_lag_us),
         }
     }
 
@@ -178,6 +181,13 @@ impl LoadReport {
             "  Latency mean {}, service time mean {}",
             human_us(self.latency_us.mean as u64),
             human_us(self.service_time_us.mean as u64)
+        );
+        let _ = writeln!(
+            out,
+            "  Send lag behind schedule: p50 {}, p99 {}, max {}",
+            human_us(self.send_lag_us.p50),
+            human_us(self.send_lag_us.p99),
+            human_us(self.send_lag_us.max)
         );
         self.write_counts(&mut out);
         out

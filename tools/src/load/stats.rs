@@ -40,6 +40,8 @@ pub struct Stats {
     pub latency_us: Histogram<u64>,
     /// From actual send time to response end (uncorrected).
     pub service_us: Histogram<u64>,
+    /// How late each send started after its intended time (timer slop plus backlog).
+    pub send_lag_us: Histogram<u64>,
     /// Requests whose write began.
     pub sent: u64,
     /// Requests answered with a parsed response (any status).
@@ -61,6 +63,7 @@ impl Stats {
         Stats {
             latency_us: new_histogram(),
             service_us: new_histogram(),
+            send_lag_us: new_histogram(),
             sent: 0,
             completed: 0,
             status: vec![0; STATUS_CODES],
@@ -79,6 +82,8 @@ impl Stats {
         }
         self.latency_us.saturating_record(latency_us.max(1));
         self.service_us.saturating_record(service_us.max(1));
+        self.send_lag_us
+            .saturating_record(latency_us.saturating_sub(service_us));
     }
 
     /// Adds another thread's statistics into this one.
@@ -90,6 +95,10 @@ impl Stats {
         }
         for v in other.service_us.iter_recorded() {
             self.service_us
+                .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+        for v in other.send_lag_us.iter_recorded() {
+            self.send_lag_us
                 .saturating_record_n(v.value_iterated_to(), v.count_at_value());
         }
         self.sent += other.sent;
@@ -144,6 +153,8 @@ mod tests {
         assert_eq!(a.status_in(200, 300), 3);
         assert_eq!(a.errors.total(), 1);
         assert_eq!(a.latency_us.len(), 3);
+        assert_eq!(a.send_lag_us.len(), 3);
+        assert_eq!(a.send_lag_us.min(), 100);
         assert!(a.latency_us.max() >= LATENCY_US_MAX - LATENCY_US_MAX / 1000);
     }
 }
