@@ -1,2 +1,6 @@
-//! Shared helpers for the tools binaries.
+//! `tools`: operator tools around the engine.
+//!
+//! Owns `adgen` (deterministic demo data), `load` (the `rtb-load` open-loop generator) and the
+//! CLIs in `src/bin/`. Depends on `engine` for catalog types only; nothing depends on this crate.
 pub mod adgen;
+pub mod load;

@@ -1,0 +1,362 @@
+//! The open-loop schedule and the threads that follow it. Request `k` is intended
+//! at `start + k / rate`; connection `c` of `C` owns requests `c, c + C, c + 2C, ...`
+//! and sends each at its intended time, or at once when behind (so a slow server
+//! shows as latency, not as a lower send rate). One monoio runtime per thread;
+//! connections are split across threads; nothing is shared between threads but
+//! the read-only request pool. Knows nothing of JSON or of output formats.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use monoio::time::{Instant as MonoInstant, sleep_until, timeout_at};
+
+use super::client::{Connection, FailureKind, connect};
+use super::config::Driver;
+use super::request::RequestPool;
+use super::stats::Stats;
+
+/// Time the threads get to start their runtimes and pre-connect before request 0.
+pub const START_DELAY: Duration = Duration::from_millis(200);
+/// io_uring submission queue entries per runtime.
+const URING_ENTRIES: u32 = 1024;
+
+/// Why the load threads could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("cannot start load thread {thread}: {source}")]
+    Thread {
+        thread: usize,
+        source: std::io::Error,
+    },
+    #[error("cannot build the monoio runtime on load thread {thread}: {source}")]
+    Runtime {
+        thread: usize,
+        source: std::io::Error,
+    },
+    #[error("load thread {thread} panicked")]
+    Panicked { thread: usize },
+}
+
+/// When each request is due. Offsets are relative to `start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub start: Instant,
+    pub rate_per_s: f64,
+    pub connections: u64,
+    /// Requests intended before this offset are warm-up (not measured).
+    pub warmup: Duration,
+    /// No request intended at or after this offset is sent; nothing is sent after
+    /// `start + end` either.
+    pub end: Duration,
+}
+
+impl Schedule {
+    /// Offset from `start` at which request `request_no` is intended.
+    pub fn offset(&self, request_no: u64) -> Duration {
+        Duration::from_secs_f64(request_no as f64 / self.rate_per_s)
+    }
+
+    /// Number of requests intended inside `[0, end)`.
+    pub fn requests_in_window(&self) -> u64 {
+        (self.end.as_secs_f64() * self.rate_per_s).ceil() as u64
+    }
+
+    /// Requests owned by connection `c` numbered `from` or later and intended before `end`.
+    fn remaining_for(&self, from: u64) -> u64 {
+        let total = self.requests_in_window();
+        if from >= total {
+            0
+        } else {
+            (total - 1 - from) / self.connections + 1
+        }
+    }
+}
+
+/// What every thread needs to run its connections.
+#[derive(Clone)]
+pub struct RunPlan {
+    pub addr: SocketAddr,
+    pub schedule: Schedule,
+    pub timeout: Duration,
+    pub threads: usize,
+    pub pool: Arc<RequestPool>,
+    pub driver: Driver,
+    pub timer_spin: Duration,
+}
+
+/// Runs the whole schedule on `plan.threads` threads and merges their statistics.
+pub fn run_threads(plan: &RunPlan) -> Result<Stats, ScheduleError> {
+    let mut handles = Vec::with_capacity(plan.threads);
+    for thread in 0..plan.threads {
+        let plan = plan.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("rtb-load-{thread}"))
+            .spawn(move || run_thread(thread, &plan))
+            .map_err(|source| ScheduleError::Thread { thread, source })?;
+        handles.push(handle);
+    }
+    let mut total = Stats::new();
+    let mut first_error = None;
+    for (thread, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(stats)) => total.merge(&stats),
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(_) => first_error = first_error.or(Some(ScheduleError::Panicked { thread })),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+/// Global connection indices owned by `thread`.
+fn connections_of(thread: usize, plan: &RunPlan) -> impl Iterator<Item = u64> {
+    (thread as u64..plan.schedule.connections).step_by(plan.threads)
+}
+
+fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
+    let stats = Rc::new(RefCell::new(Stats::new()));
+    block_on(plan.driver, async {
+        let tasks: Vec<_> = connections_of(thread, plan)
+            .map(|index| {
+                let driver = ConnectionDriver {
+                    index,
+                    plan: plan.clone(),
+                    stats: stats.clone(),
+                };
+                monoio::spawn(driver.run())
+            })
+            .collect();
+        for task in tasks {
+            task.await;
+        }
+    })
+    .map_err(|source| ScheduleError::Runtime { thread, source })?;
+    Ok(stats.replace(Stats::new()))
+}
+
+/// Runs `future` to completion on a fresh monoio runtime with the chosen driver.
+fn block_on<F: Future>(driver: Driver, future: F) -> std::io::Result<F::Output> {
+    use monoio::{FusionDriver, IoUringDriver, LegacyDriver, RuntimeBuilder};
+    Ok(match driver {
+        Driver::Auto => RuntimeBuilder::<FusionDriver>::new()
+            .enable_timer()
+            .with_entries(URING_ENTRIES)
+            .build()?
+            .block_on(future),
+        Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .with_entries(URING_ENTRIES)
+            .build()?
+            .block_on(future),
+        Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(future),
+    })
+}
+
+/// One connection following its share of the schedule.
+struct ConnectionDriver {
+    index: u64,
+    plan: RunPlan,
+    stats: Rc<RefCell<Stats>>,
+}
+
+impl ConnectionDriver {
+    async fn run(self) {
+        let schedule = self.plan.schedule;
+        let mut conn = Connection::new(self.plan.pool.request_bytes_max());
+        self.preconnect(&mut conn).await;
+        let end_at = schedule.start + schedule.end;
+        let mut request_no = self.index;
+        loop {
+            let offset = schedule.offset(request_no);
+            if offset >= schedule.end {
+                return;
+            }
+            let intended = schedule.start + offset;
+            let now = Instant::now();
+            if now >= end_at {
+                self.stats.borrow_mut().unsent += schedule.remaining_for(request_no);
+                return;
+            }
+            if intended > now {
+                wait_until(intended, self.plan.timer_spin).await;
+            }
+            self.attempt(&mut conn, request_no, intended, offset >= schedule.warmup)
+                .await;
+            request_no = match request_no.checked_add(schedule.connections) {
+                Some(next) => next,
+                None => return,
+            };
+        }
+    }
+
+    /// Opens the connection before request 0 is due, so the first requests do
+    /// not pay for the handshake. A failure here is retried by the first request.
+    async fn preconnect(&self, conn: &mut Connection) {
+        let deadline = MonoInstant::from_std(self.plan.schedule.start);
+        if let Ok(Ok(stream)) = timeout_at(deadline, connect(self.plan.addr)).await {
+            conn.attach(stream);
+        }
+    }
+
+    /// Sends one request (connecting first if needed) and records the outcome.
+    async fn attempt(
+        &self,
+        conn: &mut Connection,
+        request_no: u64,
+        intended: Instant,
+        measured: bool,
+    ) {
+        let deadline = MonoInstant::from_std(Instant::now() + self.plan.timeout);
+        if !conn.is_open() {
+            match timeout_at(deadline, connect(self.plan.addr)).await {
+                Ok(Ok(stream)) => conn.attach(stream),
+                _ => {
+                    if measured {
+                        self.stats.borrow_mut().errors.connect += 1;
+                    }
+                    return;
+                }
+            }
+        }
+        if !measured {
+            self.stats.borrow_mut().warmup_sent += 1;
+            if timeout_at(deadline, conn.exchange(&self.plan.pool, request_no))
+                .await
+                .is_err()
+            {
+                conn.close();
+            }
+            return;
+        }
+        self.stats.borrow_mut().sent += 1;
+        let sent_at = Instant::now();
+        let outcome = timeout_at(deadline, conn.exchange(&self.plan.pool, request_no)).await;
+        let done_at = Instant::now();
+        let mut stats = self.stats.borrow_mut();
+        match outcome {
+            Ok(Ok(response)) => stats.record_response(
+                response.status,
+                micros(done_at.saturating_duration_since(intended)),
+                micros(done_at.saturating_duration_since(sent_at)),
+            ),
+            Ok(Err(error)) => match error.kind() {
+                FailureKind::Write => stats.errors.write += 1,
+                FailureKind::Read => stats.errors.read += 1,
+                FailureKind::Parse => stats.errors.parse += 1,
+            },
+            Err(_elapsed) => {
+                stats.timeouts += 1;
+                conn.close();
+            }
+        }
+    }
+}
+
+/// Sleeps on the (1 ms, rounded-up) timer until `spin` before `at`, then yields
+/// to the runtime in a loop until `at`, so sends start on time to the microsecond.
+async fn wait_until(at: Instant, spin: Duration) {
+    let wake = at.checked_sub(spin).unwrap_or(at);
+    if wake > Instant::now() {
+        sleep_until(MonoInstant::from_std(wake)).await;
+    }
+    // Bounded: ends at `at`, at most `spin` (<= 100 ms) after the timer fired.
+    while Instant::now() < at {
+        YieldNow(false).await;
+    }
+}
+
+/// Returns `Pending` once after re-scheduling itself, letting other tasks and
+/// the I/O driver run.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(rate: f64, connections: u64, end_s: u64) -> Schedule {
+        Schedule {
+            start: Instant::now(),
+            rate_per_s: rate,
+            connections,
+            warmup: Duration::ZERO,
+            end: Duration::from_secs(end_s),
+        }
+    }
+
+    #[test]
+    fn wait_until_never_returns_early() {
+        for spin in [Duration::ZERO, Duration::from_micros(1100)] {
+            let at = Instant::now() + Duration::from_millis(5);
+            block_on(Driver::Legacy, wait_until(at, spin)).unwrap();
+            assert!(Instant::now() >= at);
+        }
+    }
+
+    #[test]
+    fn offsets_follow_rate() {
+        let s = schedule(500.0, 4, 2);
+        assert_eq!(s.offset(0), Duration::ZERO);
+        assert_eq!(s.offset(500), Duration::from_secs(1));
+        assert_eq!(s.offset(1), Duration::from_millis(2));
+        assert_eq!(s.requests_in_window(), 1000);
+    }
+
+    #[test]
+    fn remaining_counts_only_this_connections_slots() {
+        let s = schedule(10.0, 4, 1); // requests 0..10; connection 1 owns 1, 5, 9
+        assert_eq!(s.remaining_for(1), 3);
+        assert_eq!(s.remaining_for(5), 2);
+        assert_eq!(s.remaining_for(9), 1);
+        assert_eq!(s.remaining_for(13), 0);
+    }
+
+    #[test]
+    fn connections_are_split_across_threads() {
+        let pool = Arc::new(
+            RequestPool::fixed(
+                &super::super::config::Target::parse("http://127.0.0.1:1/").unwrap(),
+                b"{}",
+            )
+            .unwrap(),
+        );
+        let plan = RunPlan {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            schedule: schedule(10.0, 5, 1),
+            timeout: Duration::from_secs(1),
+            threads: 2,
+            pool,
+            driver: Driver::Auto,
+            timer_spin: Duration::ZERO,
+        };
+        assert_eq!(connections_of(0, &plan).collect::<Vec<_>>(), vec![0, 2, 4]);
+        assert_eq!(connections_of(1, &plan).collect::<Vec<_>>(), vec![1, 3]);
+    }
+}
