@@ -20,7 +20,9 @@ type InboundRings<S> = Vec<Option<Inbound<<S as Service>::Msg, <S as Service>::R
 enum Phase {
     Serving,
     /// Every shard's `run` returned: finish the handlers already running, until the deadline.
-    Draining { deadline: Instant },
+    Draining {
+        deadline: Instant,
+    },
 }
 
 /// Serves this shard's end of the mesh until every `run` returned and this shard's handlers finished
@@ -82,7 +84,9 @@ fn drain_requests<S: Service>(ctx: &ShardCtx<S>, inbound: &mut InboundRings<S>) 
     for (from, rings) in inbound.iter_mut().enumerate() {
         let Some(rings) = rings else { continue };
         for _ in 0..RING_BATCH_MAX {
-            let Ok(request) = rings.requests.pop() else { break };
+            let Ok(request) = rings.requests.pop() else {
+                break;
+            };
             taken += 1;
             spawn_handler(ctx, from, request.slot, request.msg);
         }
@@ -104,7 +108,9 @@ fn drain_replies<S: Service>(local: &ShardLocal<S>, inbound: &mut InboundRings<S
     for (from, rings) in inbound.iter_mut().enumerate() {
         let Some(rings) = rings else { continue };
         for _ in 0..RING_BATCH_MAX {
-            let Ok(reply) = rings.replies.pop() else { break };
+            let Ok(reply) = rings.replies.pop() else {
+                break;
+            };
             taken += 1;
             local.complete_reply(from, reply.slot, reply.reply);
         }
@@ -139,8 +145,8 @@ fn wait_for_doorbell<'a, S: Service>(
     let inbox = local.shared.inbox(local.settings.id.0);
     poll_fn(move |cx| {
         inbox.prepare_sleep(cx.waker());
-        let has_work = Some(inbox.events()) != seen_events
-            || inbound.iter().flatten().any(Inbound::has_items);
+        let has_work =
+            Some(inbox.events()) != seen_events || inbound.iter().flatten().any(Inbound::has_items);
         if has_work {
             inbox.cancel_sleep();
             Poll::Ready(())

@@ -121,7 +121,11 @@ fn invoke_on_all_answers_from_every_shard_in_order() {
         let results = recv(&rx, &sharded, "invoke_on_all results");
         assert_eq!(results.len(), 5);
         for (i, result) in results[..4].iter().enumerate() {
-            assert_eq!(*result, Ok((ShardId(i), ShardId(2), i as u64 * 10)), "{driver}");
+            assert_eq!(
+                *result,
+                Ok((ShardId(i), ShardId(2), i as u64 * 10)),
+                "{driver}"
+            );
         }
         assert_eq!(
             results[4],
@@ -246,13 +250,20 @@ fn a_full_ring_rejects_at_once_counts_it_and_recovers() {
         .expect("start");
         let facts = recv(&rx, &sharded, "ring-full facts");
         assert_eq!(facts.in_flight_when_full, RING_CAPACITY, "{driver}");
-        assert_eq!(facts.extra_call, Some(Err(MeshError::RingFull { target: ShardId(1) })));
+        assert_eq!(
+            facts.extra_call,
+            Some(Err(MeshError::RingFull { target: ShardId(1) }))
+        );
         assert_eq!(facts.ring_full_counter, 1);
         let expected: Vec<_> = (0..RING_CAPACITY as u64).map(|i| Ok(i * 3)).collect();
         assert_eq!(facts.gated_replies, expected);
         assert_eq!(facts.after_recovery, Some(Ok(21)));
         assert_eq!(facts.in_flight_after, 0);
-        assert_eq!(facts.hops_sent, RING_CAPACITY as u64 + 1, "the rejected call was not sent");
+        assert_eq!(
+            facts.hops_sent,
+            RING_CAPACITY as u64 + 1,
+            "the rejected call was not sent"
+        );
         stop_and_wait(sharded).expect("clean stop");
     }
 }

@@ -47,5 +47,6 @@ pub fn stop_and_wait(sharded: Sharded) -> Result<(), shards::ShardPanic> {
     std::thread::spawn(move || {
         let _ = tx.send(sharded.wait());
     });
-    rx.recv_timeout(WAIT_MAX).expect("shards did not stop within the bound")
+    rx.recv_timeout(WAIT_MAX)
+        .expect("shards did not stop within the bound")
 }
