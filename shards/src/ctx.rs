@@ -331,6 +331,11 @@ impl<S: Service> ShardLocal<S> {
         self.closed.get()
     }
 
+    /// Stop seen by this shard's receive loop (a local read; the shared flag is read only on events).
+    pub(crate) fn is_stop_seen(&self) -> bool {
+        self.stop_event.is_fired()
+    }
+
     pub(crate) fn fire_stop(&self) {
         self.stop_event.fire();
     }

@@ -70,7 +70,7 @@ pub(crate) async fn serve_mesh<S: Service>(ctx: ShardCtx<S>, mut inbound: Inboun
 
 fn next_phase<S: Service>(local: &ShardLocal<S>, phase: Phase) -> Phase {
     match phase {
-        Phase::Serving if local.shared.is_stop_requested() && local.shared.all_runs_returned() => {
+        Phase::Serving if local.is_stop_seen() && local.shared.all_runs_returned() => {
             Phase::Draining {
                 deadline: Instant::now() + local.settings.stop_timeout,
             }

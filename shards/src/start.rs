@@ -67,7 +67,8 @@ impl Sharded {
         }
     }
 
-    /// Joins every shard thread (call after a stop); reports the first shard, in shard order, that panicked.
+    /// Joins every shard thread; blocks until a stop (`StopHandle::stop`, or a shard panic). Reports the
+    /// first shard, in shard order, that panicked.
     pub fn wait(mut self) -> Result<(), ShardPanic> {
         join_all(std::mem::take(&mut self.threads))
     }

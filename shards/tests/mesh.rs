@@ -83,13 +83,16 @@ fn hundred_thousand_round_trips_sum_exactly_under_every_driver() {
 
 // ---------- invoke_on_all: every shard, in shard order; identity; thread names ----------
 
+/// (answering shard, caller, message) as the handler saw them.
+type EchoReply = (ShardId, ShardId, u64);
+
 struct Echo {
-    report: Sender<Vec<Result<(ShardId, ShardId, u64), MeshError>>>,
+    report: Sender<Vec<Result<EchoReply, MeshError>>>,
 }
 
 impl Service for Echo {
     type Msg = u64;
-    type Reply = (ShardId, ShardId, u64);
+    type Reply = EchoReply;
 
     async fn run(self: Rc<Self>, ctx: ShardCtx<Self>) {
         if ctx.id() == ShardId(2) {
@@ -133,6 +136,50 @@ fn invoke_on_all_answers_from_every_shard_in_order() {
                 target: ShardId(4),
                 count: 4
             })
+        );
+        stop_and_wait(sharded).expect("clean stop");
+    }
+}
+
+struct Solo {
+    report: Sender<Vec<Result<EchoReply, MeshError>>>,
+}
+
+impl Service for Solo {
+    type Msg = u64;
+    type Reply = EchoReply;
+
+    async fn run(self: Rc<Self>, ctx: ShardCtx<Self>) {
+        let mut results = ctx.invoke_on_all(|_| 5).await;
+        results.push(ctx.invoke_on(ShardId(1), 6).await);
+        let _ = self.report.send(results);
+        ctx.stopping().await;
+    }
+
+    async fn handle(self: Rc<Self>, ctx: ShardCtx<Self>, from: ShardId, msg: u64) -> EchoReply {
+        (ctx.id(), from, msg)
+    }
+}
+
+#[test]
+fn a_single_shard_calls_itself_without_a_mesh() {
+    for driver in drivers() {
+        let (tx, rx) = channel();
+        let sharded = start(test_config(driver, 1), move |_ctx: &ShardCtx<Solo>| {
+            Ok(Solo { report: tx.clone() })
+        })
+        .expect("start");
+        let results = recv(&rx, &sharded, "solo results");
+        assert_eq!(
+            results,
+            vec![
+                Ok((ShardId(0), ShardId(0), 5)),
+                Err(MeshError::NoSuchShard {
+                    target: ShardId(1),
+                    count: 1
+                })
+            ],
+            "{driver}"
         );
         stop_and_wait(sharded).expect("clean stop");
     }
