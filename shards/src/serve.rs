@@ -42,7 +42,7 @@ pub(crate) async fn serve_mesh<S: Service>(ctx: ShardCtx<S>, mut inbound: Inboun
         }
         phase = next_phase(&local, phase);
         if let Phase::Draining { deadline } = phase {
-            if local.handlers_in_flight() == 0 {
+            if local.handlers_in_flight() == 0 && work == 0 {
                 break;
             }
             if Instant::now() >= deadline {

@@ -305,7 +305,18 @@ fn stop_from_another_thread_ends_idle_shards_and_pins_when_asked() {
         };
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = Arc::clone(&dropped);
-        let sharded = start(cfg, move |_ctx: &ShardCtx<Counted>| {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let sharded = start(cfg, move |ctx: &ShardCtx<Counted>| {
+            // On Linux the core list of a thread is its affinity mask: a pinned shard sees one core.
+            let pinned_to = core_affinity::get_core_ids().unwrap_or_default();
+            let expected = cores.get(ctx.id().0 % cores.len().max(1)).copied();
+            if !cores.is_empty() && pinned_to != expected.into_iter().collect::<Vec<_>>() {
+                return Err(format!(
+                    "{} pinned to {pinned_to:?}, expected {expected:?}",
+                    ctx.id()
+                )
+                .into());
+            }
             Ok(Counted {
                 dropped: Arc::clone(&d),
             })
