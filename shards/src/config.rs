@@ -120,7 +120,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), StartError> {
         let invalid = |reason: String| Err(StartError::InvalidConfig { reason });
         if self.shards > SHARDS_MAX {
-            return invalid(format!("shards = {} exceeds the maximum {SHARDS_MAX}", self.shards));
+            return invalid(format!(
+                "shards = {} exceeds the maximum {SHARDS_MAX}",
+                self.shards
+            ));
         }
         if self.ring_capacity == 0 || self.ring_capacity > RING_CAPACITY_MAX {
             return invalid(format!(
@@ -184,7 +187,11 @@ mod tests {
 
     #[test]
     fn driver_choice_round_trips_through_text() {
-        for choice in [DriverChoice::Auto, DriverChoice::Uring, DriverChoice::Legacy] {
+        for choice in [
+            DriverChoice::Auto,
+            DriverChoice::Uring,
+            DriverChoice::Legacy,
+        ] {
             assert_eq!(choice.to_string().parse::<DriverChoice>(), Ok(choice));
         }
         let error = "epoll".parse::<DriverChoice>().unwrap_err();
@@ -207,11 +214,26 @@ mod tests {
     #[test]
     fn out_of_bound_configs_are_rejected_with_a_reason() {
         let cases = [
-            Config { ring_capacity: 0, ..Config::default() },
-            Config { ring_capacity: RING_CAPACITY_MAX + 1, ..Config::default() },
-            Config { shards: SHARDS_MAX + 1, ..Config::default() },
-            Config { stall_threshold: Duration::ZERO, ..Config::default() },
-            Config { uring_entries: 0, ..Config::default() },
+            Config {
+                ring_capacity: 0,
+                ..Config::default()
+            },
+            Config {
+                ring_capacity: RING_CAPACITY_MAX + 1,
+                ..Config::default()
+            },
+            Config {
+                shards: SHARDS_MAX + 1,
+                ..Config::default()
+            },
+            Config {
+                stall_threshold: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                uring_entries: 0,
+                ..Config::default()
+            },
         ];
         for cfg in cases {
             let error = cfg.validate().unwrap_err();
@@ -221,9 +243,16 @@ mod tests {
 
     #[test]
     fn legacy_is_always_available_and_auto_follows_detection() {
-        assert_eq!(resolve_driver(DriverChoice::Legacy).ok(), Some(Driver::Legacy));
+        assert_eq!(
+            resolve_driver(DriverChoice::Legacy).ok(),
+            Some(Driver::Legacy)
+        );
         let auto = resolve_driver(DriverChoice::Auto).ok();
-        let expected = if uring_available() { Driver::Uring } else { Driver::Legacy };
+        let expected = if uring_available() {
+            Driver::Uring
+        } else {
+            Driver::Legacy
+        };
         assert_eq!(auto, Some(expected));
     }
 }

@@ -3,7 +3,7 @@
 //! Owns the shard-local half of the mesh (outbound ring ends, correlation tables, counters). Everything here
 //! is `!Send` and touched only by its own shard thread: no locks, no atomics except the doorbell ring.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::StopHandle;
 use crate::config::{Driver, ShardId};
 use crate::error::MeshError;
 use crate::event::{EventWait, HasEvent, LocalEvent};
 use crate::mesh::{Outbound, Reply, Request, Shared};
 use crate::pending::PendingTable;
-use crate::StopHandle;
 
 /// A service instantiated once per shard (Seastar's `sharded<T>` shape).
 pub trait Service: Sized + 'static {
@@ -91,7 +91,7 @@ pub(crate) struct ShardSettings {
 pub(crate) struct ShardLocal<S: Service> {
     pub(crate) settings: ShardSettings,
     pub(crate) shared: Arc<Shared>,
-    service: OnceCell<Rc<S>>,
+    service: RefCell<Option<Rc<S>>>,
     links: RefCell<Vec<Option<PeerLink<S>>>>,
     counters: Counters,
     stop_event: LocalEvent,
@@ -140,7 +140,7 @@ impl<S: Service> ShardCtx<S> {
             local: Rc::new(ShardLocal {
                 settings,
                 shared,
-                service: OnceCell::new(),
+                service: RefCell::new(None),
                 links: RefCell::new(links),
                 counters: Counters::default(),
                 stop_event: LocalEvent::default(),
@@ -170,16 +170,21 @@ impl<S: Service> ShardCtx<S> {
     /// # Panics
     /// When called inside the factory, before it returned the instance (a programming error).
     pub fn service(&self) -> Rc<S> {
-        match self.local.service.get() {
+        match self.local.service.borrow().as_ref() {
             Some(service) => Rc::clone(service),
-            None => panic!("ShardCtx::service() called before the shard's factory returned"),
+            None => panic!(
+                "ShardCtx::service() called before the factory returned or after the shard ended"
+            ),
         }
     }
 
     pub(crate) fn set_service(&self, service: Rc<S>) {
-        if self.local.service.set(service).is_err() {
-            debug_assert!(false, "service set twice");
-        }
+        let previous = self.local.service.borrow_mut().replace(service);
+        debug_assert!(previous.is_none(), "service set twice");
+    }
+
+    pub(crate) fn take_service(&self) -> Option<Rc<S>> {
+        self.local.service.borrow_mut().take()
     }
 
     /// Runs `handle(msg)` on `target` and returns its reply. `target == id()` calls `handle` locally (no hop).
@@ -326,6 +331,11 @@ impl<S: Service> ShardLocal<S> {
         self.closed.get()
     }
 
+    /// Stop seen by this shard's receive loop (a local read; the shared flag is read only on events).
+    pub(crate) fn is_stop_seen(&self) -> bool {
+        self.stop_event.is_fired()
+    }
+
     pub(crate) fn fire_stop(&self) {
         self.stop_event.fire();
     }
@@ -336,7 +346,8 @@ impl<S: Service> ShardLocal<S> {
 
     pub(crate) fn note_request_received(&self) {
         bump(&self.counters.hops_received);
-        self.handlers_in_flight.set(self.handlers_in_flight.get() + 1);
+        self.handlers_in_flight
+            .set(self.handlers_in_flight.get() + 1);
     }
 
     /// A handler finished: send its reply to `to` (unless this shard already closed its mesh).
@@ -367,14 +378,24 @@ impl<S: Service> ShardLocal<S> {
     }
 
     pub(crate) fn complete_reply(&self, from: usize, slot: u32, reply: S::Reply) {
-        if let Some(link) = self.links.borrow_mut().get_mut(from).and_then(Option::as_mut) {
+        if let Some(link) = self
+            .links
+            .borrow_mut()
+            .get_mut(from)
+            .and_then(Option::as_mut)
+        {
             link.pending.complete(slot, Ok(reply));
         }
     }
 
     /// `peer` stopped reading: its unanswered requests resolve `Stopped`, and no new ones are sent.
     pub(crate) fn close_peer(&self, peer: usize) {
-        if let Some(link) = self.links.borrow_mut().get_mut(peer).and_then(Option::as_mut) {
+        if let Some(link) = self
+            .links
+            .borrow_mut()
+            .get_mut(peer)
+            .and_then(Option::as_mut)
+        {
             link.closed = true;
             link.pending.fail_all(MeshError::Stopped);
         }
@@ -400,7 +421,8 @@ impl<S: Service> ShardLocal<S> {
         let micros = u64::try_from(stall.as_micros()).unwrap_or(u64::MAX);
         let c = &self.counters;
         bump(&c.stalls);
-        c.stall_us_total.set(c.stall_us_total.get().saturating_add(micros));
+        c.stall_us_total
+            .set(c.stall_us_total.get().saturating_add(micros));
         c.stall_us_max.set(c.stall_us_max.get().max(micros));
     }
 }

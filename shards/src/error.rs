@@ -22,7 +22,9 @@ pub enum StartError {
         reason: String,
     },
     /// `DriverChoice::Uring` was forced but io_uring cannot be used here.
-    #[error("io_uring was required but is unavailable: {reason} (use driver \"auto\" or \"legacy\")")]
+    #[error(
+        "io_uring was required but is unavailable: {reason} (use driver \"auto\" or \"legacy\")"
+    )]
     UringUnavailable {
         /// The OS error or missing capability.
         reason: String,
@@ -67,7 +69,9 @@ pub enum StartError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MeshError {
     /// As many requests as the ring holds are already in flight to `target`; nothing was sent.
-    #[error("mesh ring to {target} is full (ring_capacity requests already in flight); request not sent")]
+    #[error(
+        "mesh ring to {target} is full (ring_capacity requests already in flight); request not sent"
+    )]
     RingFull {
         /// The busy shard.
         target: ShardId,

@@ -126,11 +126,20 @@ mod tests {
             assert!(wait.as_mut().poll(&mut cx).is_pending());
             assert!(wait.as_mut().poll(&mut cx).is_pending());
         }
-        assert_eq!(owner.0.waiters.borrow().wakers.len(), 1, "dropped waiters free their slot");
+        assert_eq!(
+            owner.0.waiters.borrow().wakers.len(),
+            1,
+            "dropped waiters free their slot"
+        );
         let mut wait = Box::pin(EventWait::new(owner.clone()));
         assert!(wait.as_mut().poll(&mut cx).is_pending());
         owner.0.fire();
         assert!(wait.as_mut().poll(&mut cx).is_ready());
-        assert!(Box::pin(EventWait::new(owner)).as_mut().poll(&mut cx).is_ready());
+        assert!(
+            Box::pin(EventWait::new(owner))
+                .as_mut()
+                .poll(&mut cx)
+                .is_ready()
+        );
     }
 }

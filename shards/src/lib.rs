@@ -12,6 +12,38 @@
 //! fails at once with `MeshError::RingFull` (counted), never blocks and never drops; since replies never
 //! outnumber requests in flight, the reply ring cannot overflow. After a stop, `run` and then the mesh
 //! drain each get at most `stop_timeout`; calls left unanswered resolve `MeshError::Stopped`.
+//!
+//! Shard-local storage is the service itself: one `S` per shard, reached with `ShardCtx::service()`.
+//!
+//! ```
+//! use std::rc::Rc;
+//! use shards::{Config, Service, ShardCtx, ShardId};
+//!
+//! struct Counter { report: std::sync::mpsc::Sender<u64> }
+//!
+//! impl Service for Counter {
+//!     type Msg = u64;
+//!     type Reply = u64;
+//!     async fn run(self: Rc<Self>, ctx: ShardCtx<Self>) {
+//!         if ctx.id() == ShardId(0) {
+//!             let doubled = ctx.invoke_on(ShardId(1), 21).await.unwrap_or(0);
+//!             let _ = self.report.send(doubled);
+//!         }
+//!         ctx.stopping().await; // then drain this shard's own work and return
+//!     }
+//!     async fn handle(self: Rc<Self>, _ctx: ShardCtx<Self>, _from: ShardId, msg: u64) -> u64 {
+//!         msg * 2
+//!     }
+//! }
+//!
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let cfg = Config { shards: 2, pin_cores: false, ..Config::default() };
+//! let sharded = shards::start(cfg, move |_ctx: &ShardCtx<Counter>| Ok(Counter { report: tx.clone() }))?;
+//! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30))?, 42);
+//! sharded.stop_handle().stop(); // e.g. from a signal thread
+//! sharded.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod config;
 mod ctx;

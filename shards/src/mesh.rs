@@ -76,7 +76,9 @@ pub(crate) fn build_mesh<M, R>(count: usize, capacity: usize) -> Vec<ShardRings<
 }
 
 fn empty_matrix<T>(count: usize) -> Vec<Vec<Option<T>>> {
-    (0..count).map(|_| (0..count).map(|_| None).collect()).collect()
+    (0..count)
+        .map(|_| (0..count).map(|_| None).collect())
+        .collect()
 }
 
 fn zip_ends<'a, A, B>(
@@ -180,7 +182,9 @@ impl Shared {
 
     /// Shard `shard`'s `run` returned (or was abandoned).
     pub(crate) fn mark_run_returned(&self, shard: usize) {
-        self.inboxes[shard].run_returned.store(true, Ordering::Release);
+        self.inboxes[shard]
+            .run_returned
+            .store(true, Ordering::Release);
         self.notify_all();
     }
 
@@ -214,12 +218,36 @@ mod tests {
         }
         // shard 0 -> shard 2 request, shard 2 -> shard 0 reply
         let request = Request { slot: 7, msg: 42 };
-        assert!(shards[0].outbound[2].as_mut().unwrap().requests.push(request).is_ok());
-        let got = shards[2].inbound[0].as_mut().unwrap().requests.pop().unwrap();
+        assert!(
+            shards[0].outbound[2]
+                .as_mut()
+                .unwrap()
+                .requests
+                .push(request)
+                .is_ok()
+        );
+        let got = shards[2].inbound[0]
+            .as_mut()
+            .unwrap()
+            .requests
+            .pop()
+            .unwrap();
         assert_eq!((got.slot, got.msg), (7, 42));
         let reply = Reply { slot: 7, reply: 43 };
-        assert!(shards[2].outbound[0].as_mut().unwrap().replies.push(reply).is_ok());
-        let got = shards[0].inbound[2].as_mut().unwrap().replies.pop().unwrap();
+        assert!(
+            shards[2].outbound[0]
+                .as_mut()
+                .unwrap()
+                .replies
+                .push(reply)
+                .is_ok()
+        );
+        let got = shards[0].inbound[2]
+            .as_mut()
+            .unwrap()
+            .replies
+            .pop()
+            .unwrap();
         assert_eq!((got.slot, got.reply), (7, 43));
         assert!(!shards[1].inbound[0].as_ref().unwrap().has_items());
     }

@@ -8,7 +8,9 @@ use crate::error::MeshError;
 const NO_SLOT: u32 = u32::MAX;
 
 enum Slot<R> {
-    Free { next: u32 },
+    Free {
+        next: u32,
+    },
     Waiting(Option<Waker>),
     Done(Result<R, MeshError>),
     /// The caller dropped its future; the slot stays taken until the reply arrives (keeps the bound exact).
@@ -24,10 +26,17 @@ pub(crate) struct PendingTable<R> {
 
 impl<R> PendingTable<R> {
     pub(crate) fn new(capacity: usize) -> Self {
-        assert!(capacity > 0 && capacity < NO_SLOT as usize, "capacity out of range");
+        assert!(
+            capacity > 0 && capacity < NO_SLOT as usize,
+            "capacity out of range"
+        );
         let slots = (0..capacity)
             .map(|i| Slot::Free {
-                next: if i + 1 < capacity { (i + 1) as u32 } else { NO_SLOT },
+                next: if i + 1 < capacity {
+                    (i + 1) as u32
+                } else {
+                    NO_SLOT
+                },
             })
             .collect();
         Self {
@@ -56,7 +65,9 @@ impl<R> PendingTable<R> {
 
     /// Gives a slot back without a reply (the request could not be sent).
     pub(crate) fn release(&mut self, slot: u32) {
-        if let Some(Slot::Waiting(_) | Slot::Orphaned | Slot::Done(_)) = self.slots.get(slot as usize) {
+        if let Some(Slot::Waiting(_) | Slot::Orphaned | Slot::Done(_)) =
+            self.slots.get(slot as usize)
+        {
             self.free(slot);
         }
     }
@@ -101,7 +112,8 @@ impl<R> PendingTable<R> {
                 Poll::Pending
             }
             Some(Slot::Done(_)) => {
-                let Slot::Done(outcome) = std::mem::replace(&mut self.slots[slot as usize], Slot::Orphaned)
+                let Slot::Done(outcome) =
+                    std::mem::replace(&mut self.slots[slot as usize], Slot::Orphaned)
                 else {
                     unreachable!("checked just above");
                 };
@@ -125,7 +137,9 @@ impl<R> PendingTable<R> {
     }
 
     fn free(&mut self, slot: u32) {
-        self.slots[slot as usize] = Slot::Free { next: self.free_head };
+        self.slots[slot as usize] = Slot::Free {
+            next: self.free_head,
+        };
         self.free_head = slot;
         self.in_flight -= 1;
     }
@@ -146,7 +160,11 @@ mod tests {
         assert_eq!(table.in_flight(), 2);
         assert!(table.poll_take(a, waker).is_pending());
         table.complete(a, Ok(5));
-        assert_eq!(table.in_flight(), 2, "slot is held until the caller takes the reply");
+        assert_eq!(
+            table.in_flight(),
+            2,
+            "slot is held until the caller takes the reply"
+        );
         assert_eq!(table.poll_take(a, waker), Poll::Ready(Ok(5)));
         assert_eq!(table.in_flight(), 1);
         assert!(table.acquire().is_some());
@@ -172,7 +190,10 @@ mod tests {
         table.abandon(orphan);
         table.fail_all(MeshError::Stopped);
         assert_eq!(table.in_flight(), 1);
-        assert_eq!(table.poll_take(waiting, waker), Poll::Ready(Err(MeshError::Stopped)));
+        assert_eq!(
+            table.poll_take(waiting, waker),
+            Poll::Ready(Err(MeshError::Stopped))
+        );
         assert_eq!(table.in_flight(), 0);
     }
 }

@@ -20,7 +20,9 @@ type InboundRings<S> = Vec<Option<Inbound<<S as Service>::Msg, <S as Service>::R
 enum Phase {
     Serving,
     /// Every shard's `run` returned: finish the handlers already running, until the deadline.
-    Draining { deadline: Instant },
+    Draining {
+        deadline: Instant,
+    },
 }
 
 /// Serves this shard's end of the mesh until every `run` returned and this shard's handlers finished
@@ -40,7 +42,7 @@ pub(crate) async fn serve_mesh<S: Service>(ctx: ShardCtx<S>, mut inbound: Inboun
         }
         phase = next_phase(&local, phase);
         if let Phase::Draining { deadline } = phase {
-            if local.handlers_in_flight() == 0 {
+            if local.handlers_in_flight() == 0 && work == 0 {
                 break;
             }
             if Instant::now() >= deadline {
@@ -68,7 +70,7 @@ pub(crate) async fn serve_mesh<S: Service>(ctx: ShardCtx<S>, mut inbound: Inboun
 
 fn next_phase<S: Service>(local: &ShardLocal<S>, phase: Phase) -> Phase {
     match phase {
-        Phase::Serving if local.shared.is_stop_requested() && local.shared.all_runs_returned() => {
+        Phase::Serving if local.is_stop_seen() && local.shared.all_runs_returned() => {
             Phase::Draining {
                 deadline: Instant::now() + local.settings.stop_timeout,
             }
@@ -82,7 +84,9 @@ fn drain_requests<S: Service>(ctx: &ShardCtx<S>, inbound: &mut InboundRings<S>) 
     for (from, rings) in inbound.iter_mut().enumerate() {
         let Some(rings) = rings else { continue };
         for _ in 0..RING_BATCH_MAX {
-            let Ok(request) = rings.requests.pop() else { break };
+            let Ok(request) = rings.requests.pop() else {
+                break;
+            };
             taken += 1;
             spawn_handler(ctx, from, request.slot, request.msg);
         }
@@ -104,7 +108,9 @@ fn drain_replies<S: Service>(local: &ShardLocal<S>, inbound: &mut InboundRings<S
     for (from, rings) in inbound.iter_mut().enumerate() {
         let Some(rings) = rings else { continue };
         for _ in 0..RING_BATCH_MAX {
-            let Ok(reply) = rings.replies.pop() else { break };
+            let Ok(reply) = rings.replies.pop() else {
+                break;
+            };
             taken += 1;
             local.complete_reply(from, reply.slot, reply.reply);
         }
@@ -139,8 +145,8 @@ fn wait_for_doorbell<'a, S: Service>(
     let inbox = local.shared.inbox(local.settings.id.0);
     poll_fn(move |cx| {
         inbox.prepare_sleep(cx.waker());
-        let has_work = Some(inbox.events()) != seen_events
-            || inbound.iter().flatten().any(Inbound::has_items);
+        let has_work =
+            Some(inbox.events()) != seen_events || inbound.iter().flatten().any(Inbound::has_items);
         if has_work {
             inbox.cancel_sleep();
             Poll::Ready(())

@@ -16,7 +16,7 @@ use futures_util::future::{Either, select};
 use crate::config::{Config, Driver, ShardId, resolve_driver};
 use crate::ctx::{Service, ShardCtx, ShardSettings};
 use crate::error::{ShardPanic, StartError};
-use crate::mesh::{Shared, ShardRings, build_mesh};
+use crate::mesh::{ShardRings, Shared, build_mesh};
 use crate::serve::{serve_mesh, watch_stalls};
 
 /// What a factory may fail with.
@@ -46,16 +46,13 @@ pub struct Sharded {
     threads: Vec<JoinHandle<Result<(), String>>>,
     shared: Arc<Shared>,
     driver: Driver,
+    count: usize,
 }
 
 impl Sharded {
     /// How many shards run.
     pub fn shard_count(&self) -> usize {
-        self.shared_count()
-    }
-
-    fn shared_count(&self) -> usize {
-        self.threads.len()
+        self.count
     }
 
     /// The I/O driver every shard runs on.
@@ -70,7 +67,8 @@ impl Sharded {
         }
     }
 
-    /// Joins every shard thread (call after a stop); reports the first shard, in shard order, that panicked.
+    /// Joins every shard thread; blocks until a stop (`StopHandle::stop`, or a shard panic). Reports the
+    /// first shard, in shard order, that panicked.
     pub fn wait(mut self) -> Result<(), ShardPanic> {
         join_all(std::mem::take(&mut self.threads))
     }
@@ -89,7 +87,9 @@ impl Drop for Sharded {
 fn join_all(threads: Vec<JoinHandle<Result<(), String>>>) -> Result<(), ShardPanic> {
     let mut first_panic = None;
     for (i, thread) in threads.into_iter().enumerate() {
-        let outcome = thread.join().unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
         if let Err(message) = outcome {
             first_panic.get_or_insert(ShardPanic {
                 shard: ShardId(i),
@@ -114,11 +114,18 @@ where
     tracing::info!(%driver, shards = count, ring_capacity = cfg.ring_capacity, "starting shards");
     let shared = Arc::new(Shared::new(count));
     let factory = Arc::new(factory);
-    let cores = if cfg.pin_cores { core_ids() } else { Vec::new() };
+    let cores = if cfg.pin_cores {
+        core_ids()
+    } else {
+        Vec::new()
+    };
     let (ready_tx, ready_rx) = channel();
     let mut threads = Vec::with_capacity(count);
     let mut go_senders = Vec::with_capacity(count);
-    for (i, rings) in build_mesh::<S::Msg, S::Reply>(count, cfg.ring_capacity).into_iter().enumerate() {
+    for (i, rings) in build_mesh::<S::Msg, S::Reply>(count, cfg.ring_capacity)
+        .into_iter()
+        .enumerate()
+    {
         let (go_tx, go_rx) = channel();
         let boot = ShardBoot {
             settings: settings_for(&cfg, ShardId(i), count, driver),
@@ -158,6 +165,7 @@ where
         threads,
         shared,
         driver,
+        count,
     })
 }
 
@@ -175,13 +183,18 @@ fn settings_for(cfg: &Config, id: ShardId, count: usize, driver: Driver) -> Shar
 fn core_ids() -> Vec<core_affinity::CoreId> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     if cores.is_empty() {
-        tracing::warn!("pin_cores requested but the core list is unavailable; shards are not pinned");
+        tracing::warn!(
+            "pin_cores requested but the core list is unavailable; shards are not pinned"
+        );
     }
     cores
 }
 
 /// Waits for every shard's start-up report; the failure of the lowest shard id, if any.
-fn first_start_failure(ready: &Receiver<(ShardId, Result<(), StartError>)>, count: usize) -> Option<StartError> {
+fn first_start_failure(
+    ready: &Receiver<(ShardId, Result<(), StartError>)>,
+    count: usize,
+) -> Option<StartError> {
     let mut failures: Vec<(ShardId, StartError)> = Vec::new();
     for _ in 0..count {
         match ready.recv() {
@@ -224,7 +237,10 @@ struct ReadyReporter {
 
 impl ReadyReporter {
     fn new(shard: ShardId, tx: Sender<(ShardId, Result<(), StartError>)>) -> Self {
-        Self { shard, tx: Some(tx) }
+        Self {
+            shard,
+            tx: Some(tx),
+        }
     }
 
     fn report(&mut self, outcome: Result<(), StartError>) {
@@ -258,12 +274,20 @@ where
         tracing::warn!(shard = %id, core = core.id, "could not pin shard to its core");
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        block_on_driver(driver, boot.uring_entries, shard_main(boot, factory, &mut ready, go))
+        block_on_driver(
+            driver,
+            boot.uring_entries,
+            shard_main(boot, factory, &mut ready, go),
+        )
     }));
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(source)) => {
-            ready.report(Err(StartError::Runtime { shard: id, driver, source }));
+            ready.report(Err(StartError::Runtime {
+                shard: id,
+                driver,
+                source,
+            }));
             shared.mark_closed(id.0);
             Ok(())
         }
@@ -282,7 +306,11 @@ where
     }
 }
 
-fn block_on_driver<Fut: Future>(driver: Driver, entries: u32, fut: Fut) -> std::io::Result<Fut::Output> {
+fn block_on_driver<Fut: Future>(
+    driver: Driver,
+    entries: u32,
+    fut: Fut,
+) -> std::io::Result<Fut::Output> {
     match driver {
         Driver::Uring => {
             let mut runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
@@ -302,12 +330,21 @@ fn block_on_driver<Fut: Future>(driver: Driver, entries: u32, fut: Fut) -> std::
 }
 
 /// Inside the shard's runtime: build the service, wait for every other shard, then serve until stopped.
-async fn shard_main<S, F>(boot: ShardBoot<S>, factory: Arc<F>, ready: &mut ReadyReporter, go: Receiver<bool>)
-where
+async fn shard_main<S, F>(
+    boot: ShardBoot<S>,
+    factory: Arc<F>,
+    ready: &mut ReadyReporter,
+    go: Receiver<bool>,
+) where
     S: Service,
     F: Fn(&ShardCtx<S>) -> Result<S, FactoryError> + Send + Sync + 'static,
 {
-    let ShardBoot { settings, shared, rings, .. } = boot;
+    let ShardBoot {
+        settings,
+        shared,
+        rings,
+        ..
+    } = boot;
     let id = settings.id;
     let ctx = ShardCtx::<S>::new(settings, Arc::clone(&shared), rings.outbound);
     match factory(&ctx) {
@@ -326,14 +363,18 @@ where
         return;
     }
     let mesh = monoio::spawn(serve_mesh(ctx.clone(), rings.inbound));
-    monoio::spawn(watch_stalls(Rc::clone(&ctx.local)));
+    let monitor = monoio::spawn(watch_stalls(Rc::clone(&ctx.local)));
     run_bounded(&ctx).await;
     shared.mark_run_returned(id.0);
     mesh.await;
+    monitor.await; // ends within stall_threshold / 2 of the mesh closing
     // Let tasks woken by the mesh closing (their calls resolved `Stopped`) observe it before teardown.
     for _ in 0..TEARDOWN_YIELDS {
         crate::serve::yield_now().await;
     }
+    // monoio leaks tasks still pending when its runtime drops; whatever they hold must not keep the
+    // service alive, so its Drop runs here, on its own shard.
+    drop(ctx.take_service());
 }
 
 /// Scheduler rounds given to woken tasks after the mesh closed, before the runtime is dropped.
