@@ -252,6 +252,8 @@ impl Config {
             stall_threshold: Duration::from_millis(self.server.stall_threshold_ms),
             pin_cores: self.server.pin_cores,
             uring_entries: self.server.uring_entries,
+            // `run` returns once HTTP has drained (bounded by drain_timeout_ms); allow a margin.
+            stop_timeout: Duration::from_millis(self.server.drain_timeout_ms + 1_000),
         }
     }
 
