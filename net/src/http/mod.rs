@@ -8,6 +8,10 @@ mod error;
 mod limits;
 mod parser;
 mod request;
+mod response;
+mod server;
+mod shutdown;
+mod stats;
 
 #[cfg(test)]
 mod parser_tests;
@@ -19,3 +23,9 @@ pub use parser::{
     TRAILERS_COUNT_MAX, decode_chunked_in_place, parse_request,
 };
 pub use request::{HeaderSpan, Headers, Method, Request, Span};
+pub use response::Response;
+pub use server::{
+    Handler, LISTEN_BACKLOG_DEFAULT, bind_reuseport, bind_reuseport_with_backlog, serve,
+};
+pub use shutdown::{Shutdown, ShutdownWait};
+pub use stats::HttpStats;

@@ -263,7 +263,7 @@ impl RequestParser {
         let mut parsed = httparse::Request::new(&mut []);
         let status = parsed
             .parse_with_uninit_headers(buf, &mut storage[..count])
-            .map_err(head_error)?;
+            .map_err(|error| head_error(error, buf))?;
         let head_bytes = match status {
             httparse::Status::Partial if buf.len() >= limits.header_bytes_max => {
                 return Err(HttpError::HeaderFieldsTooLarge("header section too large"));
@@ -322,9 +322,10 @@ fn body_progress(head: &RequestHead, buffer_bytes_min: usize) -> Progress {
     }
 }
 
-fn head_error(error: httparse::Error) -> HttpError {
+fn head_error(error: httparse::Error, buf: &[u8]) -> HttpError {
     match error {
-        httparse::Error::Version => HttpError::VersionNotSupported,
+        httparse::Error::Version if names_an_http_version(buf) => HttpError::VersionNotSupported,
+        httparse::Error::Version => HttpError::BadRequest("invalid HTTP version"),
         httparse::Error::TooManyHeaders => {
             HttpError::HeaderFieldsTooLarge("too many header fields")
         }
@@ -334,6 +335,18 @@ fn head_error(error: httparse::Error) -> HttpError {
         httparse::Error::Token => HttpError::BadRequest("invalid request line"),
         httparse::Error::Status => HttpError::BadRequest("invalid request line"),
     }
+}
+
+/// Whether the request line's last token starts with "HTTP/" (so a bad version is 505, while
+/// something that is not HTTP at all is 400).
+fn names_an_http_version(buf: &[u8]) -> bool {
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+    version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/")
 }
 
 fn span_str<'a>(buf: &'a [u8], span: Span, if_empty: &'static str) -> Result<&'a str, HttpError> {

@@ -302,6 +302,8 @@ fn http2_preface_and_other_versions_are_505() {
         505
     );
     assert_eq!(error_status(b"GET / HTTP/3.0\r\n\r\n", &limits()), 505);
+    assert_eq!(error_status(b"THIS IS NOT HTTP\r\n\r\n", &limits()), 400);
+    assert_eq!(error_status(b"GET / FTP/1.1\r\n\r\n", &limits()), 400);
 }
 
 #[test]
