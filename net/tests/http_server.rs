@@ -15,6 +15,7 @@ use net::http::{Handler, HttpStats, Limits, Request, Response, Shutdown, bind_re
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const SLEEP_HANDLER_MS: u64 = 200;
+const BIG_BODY_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Clone, Copy)]
 enum Driver {
@@ -40,6 +41,9 @@ impl Handler for TestHandler {
             }
             "/nofill" => {
                 resp.status(204);
+            }
+            "/big" => {
+                resp.body_mut().resize(BIG_BODY_BYTES, b'x');
             }
             _ => {
                 let ua = req.header("user-agent").unwrap_or(b"-");
@@ -698,5 +702,27 @@ fn connections_max_pauses_accepting_until_one_closes() {
         assert_eq!(second.response().body, b"GET /2  0 -");
         let stats = server.stop(1_000);
         assert!(stats.get("connections_limit_reached") >= 1);
+    });
+}
+
+#[test]
+fn client_that_never_reads_hits_the_write_timeout() {
+    for_each_driver(|driver| {
+        let limits = Limits {
+            write_timeout_ms: 200,
+            ..test_limits()
+        };
+        let server = TestServer::start(driver, limits);
+        let mut client = server.connect();
+        let batch: Vec<u8> = (0..16)
+            .flat_map(|_| b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n".to_vec())
+            .collect();
+        client.send(&batch);
+        // Never read: socket buffers fill, the server's write stalls and times out.
+        thread::sleep(Duration::from_millis(800));
+        let stats = server.stop(3_000);
+        assert_eq!(stats.get("write_timeouts"), 1);
+        assert_eq!(stats.get("connections_dropped_at_deadline"), 0);
+        drop(client);
     });
 }

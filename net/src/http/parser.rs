@@ -63,9 +63,9 @@ pub struct Progress {
     pub head_complete: bool,
     /// The head asked for `100 Continue` before the body is sent.
     pub expect_continue: bool,
-    /// The buffer must hold at least this many bytes before parsing again can make progress
-    /// (always greater than the current length, never above `Limits::read_buffer_bytes_max`
-    /// plus the bytes already validated).
+    /// The buffer must hold at least this many bytes before parsing again can make progress.
+    /// Always greater than the current length and never above `Limits::read_buffer_bytes_max`,
+    /// so a buffer of that size always suffices (checked by the fuzz target).
     pub buffer_bytes_min: usize,
 }
 

@@ -472,14 +472,11 @@ impl<H: Handler> Connection<H> {
                 "request larger than the read buffer",
             ));
         }
-        let doubled = self.read_buf.capacity().saturating_mul(2);
-        let wanted = match self.read_buf.capacity() > len {
-            true => self.parse_at_bytes,
-            false => doubled.max(self.parse_at_bytes),
-        };
-        let wanted = wanted.min(max);
-        if wanted > self.read_buf.capacity() {
-            self.read_buf.reserve_exact(wanted - len);
+        let wanted = self.parse_at_bytes.max(len + 1);
+        let capacity = self.read_buf.capacity();
+        if capacity < wanted {
+            let target = wanted.max(capacity.saturating_mul(2)).min(max);
+            self.read_buf.reserve_exact(target - len);
         }
         Ok(())
     }
