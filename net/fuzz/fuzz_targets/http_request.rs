@@ -36,7 +36,10 @@ fn check_bounds(parsed: &Result<Parsed, net::http::HttpError>, len: usize, limit
             assert!(head.head_bytes <= head.consumed_bytes);
         }
         Ok(Parsed::Incomplete(progress)) => {
-            assert!(progress.buffer_bytes_min > len, "incomplete must ask for more bytes");
+            assert!(
+                progress.buffer_bytes_min > len,
+                "incomplete must ask for more bytes"
+            );
             assert!(
                 progress.buffer_bytes_min <= limits.read_buffer_bytes_max(),
                 "asks for more than the maximum buffer"
@@ -52,7 +55,11 @@ fn check_resumption(data: &[u8], one_shot: &Result<Parsed, net::http::HttpError>
     let split = (usize::from(seed) * 7919) % (data.len() + 1);
     let mut parser = RequestParser::new();
     if let Ok(Parsed::Incomplete(_)) = parser.parse(&data[..split], limits) {
-        assert_eq!(&parser.parse(data, limits), one_shot, "resumed parse differs (split {split})");
+        assert_eq!(
+            &parser.parse(data, limits),
+            one_shot,
+            "resumed parse differs (split {split})"
+        );
     }
 }
 

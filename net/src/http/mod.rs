@@ -3,6 +3,40 @@
 //!
 //! Owns HTTP framing, status codes for protocol errors, connection lifetimes and their counters.
 //! Must not know about auctions, OpenRTB or any route: the engine plugs in through [`Handler`].
+//!
+//! Layers: [`RequestParser`] (sans-IO, fuzzed) -> the connection loop inside [`serve`]
+//! (buffers reused for the connection's life, one write per batch of pipelined responses) ->
+//! [`Handler`]. Every bound is in [`Limits`]; protocol errors become 400/408/411/413/431/501/505
+//! text responses with `Connection: close`; counters are in [`HttpStats`].
+//!
+//! ```no_run
+//! use std::rc::Rc;
+//! use std::time::{Duration, Instant};
+//! use net::http::{Handler, HttpStats, Limits, Request, Response, Shutdown, bind_reuseport, serve};
+//!
+//! struct Hello;
+//! impl Handler for Hello {
+//!     async fn handle<'a>(&'a self, req: &'a Request<'a>, resp: &'a mut Response) {
+//!         resp.header("content-type", "text/plain").body(req.path.as_bytes());
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?;
+//! runtime.block_on(async {
+//!     let listener = bind_reuseport("127.0.0.1:8080".parse().unwrap())?;
+//!     let shutdown = Shutdown::new();
+//!     let stopper = shutdown.clone(); // e.g. fired by the shard on SIGTERM:
+//!     monoio::spawn(async move {
+//!         monoio::time::sleep(Duration::from_secs(60)).await;
+//!         stopper.trigger(Instant::now() + Duration::from_secs(5));
+//!     });
+//!     let stats = Rc::new(HttpStats::new());
+//!     serve(listener, Rc::new(Hello), Limits::default(), shutdown, stats).await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
 
 mod error;
 mod limits;
