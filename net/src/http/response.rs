@@ -1,0 +1,298 @@
+//! The response a handler fills in, and its serialization into the connection's write buffer.
+//!
+//! Owns response framing: status line, Content-Length (always set here, never by the handler),
+//! Connection header and the text/plain error responses. Knows nothing of sockets.
+
+use std::io::Write as _;
+
+use super::error::{HttpError, reason_phrase};
+
+/// Header names the server owns: a handler setting them is ignored (framing stays correct).
+const RESERVED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// A reusable response: status, extra header lines and body. The connection keeps one per
+/// connection and clears it between requests, so its buffers are allocated once.
+#[derive(Debug)]
+pub struct Response {
+    status: u16,
+    /// Serialized `name: value\r\n` lines.
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How the connection frames one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// The request was HEAD: send the headers of the body but not the body.
+    pub head_only: bool,
+    /// The connection closes after this response.
+    pub close: bool,
+    /// HTTP/1.0 keep-alive: say so explicitly.
+    pub keep_alive_header: bool,
+}
+
+impl Response {
+    /// An empty `200` response.
+    pub fn new() -> Self {
+        Self {
+            status: 200,
+            headers: Vec::with_capacity(256),
+            body: Vec::with_capacity(1024),
+            close: false,
+        }
+    }
+
+    /// Set the status code. Codes outside 200..=999 are turned into 500 (interim 1xx responses
+    /// are the server's business).
+    pub fn status(&mut self, code: u16) -> &mut Self {
+        self.status = if (200..=999).contains(&code) {
+            code
+        } else {
+            tracing::warn!(code, "handler set an invalid status code; sending 500");
+            500
+        };
+        self
+    }
+
+    /// Add a header line. Content-Length and Transfer-Encoding are ignored (the server frames the
+    /// body); `Connection: close` closes the connection after this response. A name that is not a
+    /// token or a value containing CR, LF or NUL is dropped (no header injection).
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            tracing::warn!(name, "handler set an invalid header; dropped");
+            return self;
+        }
+        if RESERVED_HEADERS
+            .iter()
+            .any(|reserved| name.eq_ignore_ascii_case(reserved))
+        {
+            self.close |= name.eq_ignore_ascii_case("connection")
+                && value.trim().eq_ignore_ascii_case("close");
+            return self;
+        }
+        self.headers.extend_from_slice(name.as_bytes());
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value.trim().as_bytes());
+        self.headers.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// The body buffer, to write into directly (it keeps its capacity between requests).
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
+    /// Replace the body with `bytes`.
+    pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
+        self.body.clear();
+        self.body.extend_from_slice(bytes);
+        self
+    }
+
+    /// Close the connection after this response.
+    pub fn close_connection(&mut self) -> &mut Self {
+        self.close = true;
+        self
+    }
+
+    /// Current status code.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// Current body.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Whether the handler asked to close the connection.
+    pub fn close_requested(&self) -> bool {
+        self.close
+    }
+
+    /// Back to an empty 200, keeping the buffers.
+    pub(crate) fn reset(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.body.clear();
+        self.close = false;
+    }
+
+    /// Append the serialized response to `out`.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>, framing: Framing) {
+        let has_body = status_allows_body(self.status);
+        write_status_line(out, self.status);
+        if has_body {
+            write_content_length(out, self.body.len());
+        }
+        out.extend_from_slice(&self.headers);
+        write_connection(out, framing);
+        out.extend_from_slice(b"\r\n");
+        if has_body && !framing.head_only {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Append the interim `100 Continue` response.
+pub(crate) fn write_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Append the text/plain response for a protocol error; it always closes the connection.
+pub(crate) fn write_error(out: &mut Vec<u8>, error: &HttpError) {
+    let mut reason = [0u8; 160];
+    let reason_bytes = {
+        let mut cursor = &mut reason[..];
+        // A reason longer than the buffer is cut short: still a valid response.
+        let _ = writeln!(cursor, "{error}");
+        160 - cursor.len()
+    };
+    write_status_line(out, error.status());
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    write_content_length(out, reason_bytes);
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(&reason[..reason_bytes]);
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_content_length(out: &mut Vec<u8>, length: usize) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_connection(out: &mut Vec<u8>, framing: Framing) {
+    if framing.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if framing.keep_alive_header {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+}
+
+/// 1xx, 204 and 304 responses carry neither a body nor Content-Length.
+fn status_allows_body(status: u16) -> bool {
+    !(status < 200 || status == 204 || status == 304)
+}
+
+/// RFC 9110 token: visible ASCII except delimiters.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEEP: Framing = Framing {
+        head_only: false,
+        close: false,
+        keep_alive_header: false,
+    };
+
+    fn serialized(response: &Response, framing: Framing) -> String {
+        let mut out = Vec::new();
+        response.write_to(&mut out, framing);
+        String::from_utf8(out).expect("ascii")
+    }
+
+    #[test]
+    fn sets_content_length_and_keeps_handler_headers() {
+        let mut response = Response::new();
+        response
+            .status(201)
+            .header("Content-Type", "application/json")
+            .body(b"{}");
+        assert_eq!(
+            serialized(&response, KEEP),
+            "HTTP/1.1 201 Created\r\ncontent-length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn ignores_framing_headers_and_rejects_injection() {
+        let mut response = Response::new();
+        response
+            .header("Content-Length", "999")
+            .header("Transfer-Encoding", "chunked")
+            .header("X-Evil", "a\r\nSet-Cookie: x")
+            .header("bad name", "v")
+            .body(b"ok");
+        assert_eq!(
+            serialized(&response, KEEP),
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        );
+        assert!(!response.close_requested());
+        response.header("Connection", "close");
+        assert!(response.close_requested());
+    }
+
+    #[test]
+    fn no_body_for_204_and_head() {
+        let mut response = Response::new();
+        response.status(204).body(b"ignored");
+        assert_eq!(
+            serialized(&response, KEEP),
+            "HTTP/1.1 204 No Content\r\n\r\n"
+        );
+        response.status(200);
+        let head = Framing {
+            head_only: true,
+            close: true,
+            ..KEEP
+        };
+        assert_eq!(
+            serialized(&response, head),
+            "HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn invalid_status_becomes_500_and_reset_clears() {
+        let mut response = Response::new();
+        response
+            .status(100)
+            .header("X-A", "1")
+            .body(b"x")
+            .close_connection();
+        assert_eq!(response.status_code(), 500);
+        response.reset();
+        assert_eq!(response.status_code(), 200);
+        assert!(response.body_bytes().is_empty());
+        assert!(!response.close_requested());
+        assert_eq!(
+            serialized(&response, KEEP),
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn error_response_is_text_and_closes() {
+        let mut out = Vec::new();
+        write_error(&mut out, &HttpError::LengthRequired);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 411 Length Required\r\n"));
+        assert!(text.contains("connection: close\r\n"));
+        assert!(text.contains("content-type: text/plain"));
+        let (head, body) = text.split_once("\r\n\r\n").expect("blank line");
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+        assert!(body.starts_with("length required"));
+    }
+}
