@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::depth::check_nesting;
+use super::field::{KeySeed, write_json_f64, write_json_key, write_json_string};
 
 /// The private name sonic-rs gives its lazy-value newtype: a `deserialize_newtype_struct` call with
 /// this name makes sonic-rs hand over the raw text of the next value without building it.
@@ -91,10 +92,86 @@ impl<'de> Visitor<'de> for RawJsonVisitor {
         Ok(RawJson(raw.into()))
     }
 
-    /// Any other deserializer (serde_json, ...): build a generic value and write it as text.
+    /// Any other deserializer (serde_json, ...): transcode the value into JSON text.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<RawJson, D::Error> {
-        let value: sonic_rs::Value = serde::Deserialize::deserialize(d)?;
-        let text = sonic_rs::to_string(&value).map_err(de::Error::custom)?;
+        let mut out = Vec::new();
+        Transcode(&mut out).deserialize(d)?;
+        let text = String::from_utf8(out).map_err(de::Error::custom)?;
         Ok(RawJson(text.into()))
+    }
+}
+
+/// Writes whatever value a deserializer yields as compact JSON (the non-sonic `RawJson` path;
+/// recursion is bounded by that deserializer's own depth limit).
+struct Transcode<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Transcode<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        write_json_f64(self.0, v);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        write_json_string(self.0, v);
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.0.len();
+            if !first {
+                self.0.push(b',');
+            }
+            if seq.next_element_seed(Transcode(self.0))?.is_none() {
+                self.0.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            write_json_key(self.0, &mut first, key.as_str());
+            map.next_value_seed(Transcode(self.0))?;
+        }
+        self.0.push(b'}');
+        Ok(())
     }
 }
