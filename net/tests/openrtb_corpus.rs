@@ -11,17 +11,28 @@ use net::openrtb::{
 use serde_json::Value;
 
 fn corpus_files(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/openrtb").join(kind);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/openrtb")
+        .join(kind);
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus directory {} unreadable: {e}", dir.display()))
         .map(|entry| {
             let path = entry.expect("directory entry").path();
-            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             (name, std::fs::read(&path).expect("corpus file readable"))
         })
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the shared corpus in {}, found {} files", dir.display(), files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the shared corpus in {}, found {} files",
+        dir.display(),
+        files.len()
+    );
     files
 }
 
@@ -56,11 +67,18 @@ fn json_differences(expected: &Value, actual: &Value, path: &str, out: &mut Vec<
 
 fn assert_same_json(original: &[u8], written: &[u8], name: &str) {
     let expected: Value = serde_json::from_slice(original).expect("corpus file is JSON");
-    let actual: Value = serde_json::from_slice(written)
-        .unwrap_or_else(|e| panic!("{name}: written JSON invalid: {e}\n{}", String::from_utf8_lossy(written)));
+    let actual: Value = serde_json::from_slice(written).unwrap_or_else(|e| {
+        panic!(
+            "{name}: written JSON invalid: {e}\n{}",
+            String::from_utf8_lossy(written)
+        )
+    });
     let mut differences = Vec::new();
     json_differences(&expected, &actual, "", &mut differences);
-    assert!(differences.is_empty(), "{name}: round trip differs: {differences:?}");
+    assert!(
+        differences.is_empty(),
+        "{name}: round trip differs: {differences:?}"
+    );
 }
 
 #[test]
@@ -113,7 +131,10 @@ fn add_unknown_members(value: &mut Value, depth: usize) {
         for member in map.values_mut() {
             add_unknown_members(member, depth + 1);
         }
-        map.insert(format!("zz_unknown_{depth}"), serde_json::json!({"n": [1, 2.5, "x"], "deep": {"k": null}}));
+        map.insert(
+            format!("zz_unknown_{depth}"),
+            serde_json::json!({"n": [1, 2.5, "x"], "deep": {"k": null}}),
+        );
     } else if let Value::Array(items) = value {
         for item in items {
             add_unknown_members(item, depth + 1);
@@ -131,11 +152,19 @@ fn unknown_members_survive_everywhere_except_inside_raw_values() {
             let injected = serde_json::to_vec(&value).expect("serialize");
             out.clear();
             if is_request {
-                let request = parse_bid_request(&injected).unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert!(request.extra.iter().any(|(key, _)| &**key == "zz_unknown_0"), "{name}");
+                let request =
+                    parse_bid_request(&injected).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(
+                    request
+                        .extra
+                        .iter()
+                        .any(|(key, _)| &**key == "zz_unknown_0"),
+                    "{name}"
+                );
                 write_bid_request(&request, &mut out);
             } else {
-                let response = parse_bid_response(&injected).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let response =
+                    parse_bid_response(&injected).unwrap_or_else(|e| panic!("{name}: {e}"));
                 write_bid_response(&response, &mut out);
             }
             assert_same_json(&injected, &out, &name);
@@ -153,6 +182,10 @@ fn write_appends_to_a_reused_buffer() {
     let capacity = out.capacity();
     out.clear();
     write_bid_response(&response, &mut out);
-    assert_eq!(out.capacity(), capacity, "a cleared buffer is reused, not reallocated");
+    assert_eq!(
+        out.capacity(),
+        capacity,
+        "a cleared buffer is reused, not reallocated"
+    );
     assert_same_json(&body, &out, "reused");
 }

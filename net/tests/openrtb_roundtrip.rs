@@ -20,7 +20,9 @@ fn raw_text_is_kept_verbatim() {
     let body = r#"{"id":"r","imp":[{"id":"1","banner":{"w":1,"h":1}}],"ext":{"b":1.10, "a":[1E2,"\u00e9"],"big":123456789012345678901234567890}}"#;
     let written = written_request(body);
     assert!(
-        written.contains(r#""ext":{"b":1.10, "a":[1E2,"\u00e9"],"big":123456789012345678901234567890}"#),
+        written.contains(
+            r#""ext":{"b":1.10, "a":[1E2,"\u00e9"],"big":123456789012345678901234567890}"#
+        ),
         "{written}"
     );
 }
@@ -38,11 +40,24 @@ fn absent_members_stay_absent_and_explicit_defaults_stay() {
 fn openrtb_25_members_land_in_ext() {
     let body = r#"{"id":"r","imp":[{"id":"1","banner":{"w":1,"h":1}}],"regs":{"ext":{"gdpr":1}},"user":{"ext":{"consent":"BOx"}}}"#;
     let request = parse_bid_request(body.as_bytes()).expect("parse");
-    let regs_ext = request.regs.as_ref().and_then(|regs| regs.ext.as_ref()).expect("regs.ext");
-    assert_eq!(regs_ext.get("gdpr").map(|v| v.as_raw_str().to_owned()), Some("1".into()));
+    let regs_ext = request
+        .regs
+        .as_ref()
+        .and_then(|regs| regs.ext.as_ref())
+        .expect("regs.ext");
+    assert_eq!(
+        regs_ext.get("gdpr").map(|v| v.as_raw_str().to_owned()),
+        Some("1".into())
+    );
     let user = request.user.as_ref().expect("user");
     assert_eq!(user.consent, None);
-    assert_eq!(user.ext.as_ref().and_then(|ext| ext.get("consent")).map(|v| v.as_raw_str().to_owned()), Some(r#""BOx""#.into()));
+    assert_eq!(
+        user.ext
+            .as_ref()
+            .and_then(|ext| ext.get("consent"))
+            .map(|v| v.as_raw_str().to_owned()),
+        Some(r#""BOx""#.into())
+    );
 }
 
 #[test]
@@ -53,7 +68,10 @@ fn escaped_strings_and_keys_round_trip() {
     assert_eq!(request.imp.len(), 1, "an escaped known key is recognised");
     assert_eq!(&*request.extra[0].0, "odd\tkey");
     let written = written_request(body);
-    assert_eq!(parse_bid_request(written.as_bytes()).expect("reparse"), request);
+    assert_eq!(
+        parse_bid_request(written.as_bytes()).expect("reparse"),
+        request
+    );
 }
 
 #[test]
@@ -88,7 +106,11 @@ fn responses_built_in_code_are_written_as_expected() {
     assert_eq!(parsed.seatbid[0].bid[0].price, 1.25);
     assert_eq!(parsed.currency(), "EUR");
 
-    let no_bid = BidResponse { id: "req-2".into(), nbr: Some(nbr::INVALID_REQUEST), ..Default::default() };
+    let no_bid = BidResponse {
+        id: "req-2".into(),
+        nbr: Some(nbr::INVALID_REQUEST),
+        ..Default::default()
+    };
     out.clear();
     write_bid_response(&no_bid, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), r#"{"id":"req-2","nbr":2}"#);
@@ -98,12 +120,18 @@ fn responses_built_in_code_are_written_as_expected() {
 fn required_members_are_written_even_when_default() {
     let response = BidResponse {
         id: "r".into(),
-        seatbid: vec![SeatBid { bid: vec![Bid::default()], ..Default::default() }],
+        seatbid: vec![SeatBid {
+            bid: vec![Bid::default()],
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let mut out = Vec::new();
     write_bid_response(&response, &mut out);
-    assert_eq!(String::from_utf8(out).unwrap(), r#"{"id":"r","seatbid":[{"bid":[{"id":"","impid":"","price":0}]}]}"#);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"id":"r","seatbid":[{"bid":[{"id":"","impid":"","price":0}]}]}"#
+    );
 }
 
 #[test]
@@ -119,7 +147,10 @@ fn serde_json_can_read_the_same_types() {
     let body = r#"{"id":"r","imp":[{"id":"1","bidfloor":0.5,"banner":{"w":1,"h":1}}],"ext":{"k":[1,"x"]}}"#;
     let request: net::openrtb::BidRequest = serde_json::from_str(body).expect("serde_json parse");
     assert_eq!(request.imp[0].bidfloor, 0.5);
-    assert_eq!(request.ext.as_ref().map(RawJson::as_str), Some(r#"{"k":[1,"x"]}"#));
+    assert_eq!(
+        request.ext.as_ref().map(RawJson::as_str),
+        Some(r#"{"k":[1,"x"]}"#)
+    );
 }
 
 proptest! {

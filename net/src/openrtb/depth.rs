@@ -45,12 +45,18 @@ mod tests {
 
     #[test]
     fn depth_at_the_limit_passes_and_one_more_fails() {
-        let ok = format!("{}{}", "[".repeat(NESTING_DEPTH_MAX), "]".repeat(NESTING_DEPTH_MAX));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(NESTING_DEPTH_MAX),
+            "]".repeat(NESTING_DEPTH_MAX)
+        );
         assert_eq!(check_nesting(ok.as_bytes()), Ok(()));
         let deep = "[".repeat(NESTING_DEPTH_MAX + 1);
         assert_eq!(
             check_nesting(deep.as_bytes()),
-            Err(format!("nesting deeper than 64 levels at byte {NESTING_DEPTH_MAX}"))
+            Err(format!(
+                "nesting deeper than 64 levels at byte {NESTING_DEPTH_MAX}"
+            ))
         );
     }
 

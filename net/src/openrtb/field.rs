@@ -144,7 +144,11 @@ macro_rules! integer_field {
 
 integer_field!(u32, U32Visitor, "must be an integer from 0 to 4294967295");
 integer_field!(u64, U64Visitor, "must be a non-negative integer");
-integer_field!(i32, I32Visitor, "must be an integer from -2147483648 to 2147483647");
+integer_field!(
+    i32,
+    I32Visitor,
+    "must be an integer from -2147483648 to 2147483647"
+);
 
 // ---------- f64 ----------
 

@@ -122,11 +122,13 @@ impl<'de> Visitor<'de> for Transcode<'_> {
         Ok(())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         Ok(())
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         Ok(())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {

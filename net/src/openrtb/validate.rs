@@ -52,7 +52,10 @@ impl Default for ValidationLimits {
 /// Checks OpenRTB rules on a parsed request: non-empty ids, unique impression ids, at least one
 /// media object per impression, sane sizes, floors and currencies, a single distribution channel
 /// (site, app or dooh), `tmax` and array sizes within `limits`. Returns the first rule broken.
-pub fn validate_bid_request(req: &BidRequest, limits: &ValidationLimits) -> Result<(), RequestError> {
+pub fn validate_bid_request(
+    req: &BidRequest,
+    limits: &ValidationLimits,
+) -> Result<(), RequestError> {
     validate_request_top(req, limits)?;
     for (index, imp) in req.imp.iter().enumerate() {
         validate_imp(imp, index, limits)?;
@@ -192,7 +195,10 @@ fn validate_imp(imp: &Imp, index: usize, limits: &ValidationLimits) -> Result<()
 /// Impression ids are compared pairwise: at most `imp_count_max` (64) impressions, no allocation.
 fn reject_duplicate_imp_id(req: &BidRequest, index: usize) -> Result<(), RequestError> {
     let id = &req.imp[index].id;
-    match req.imp[..index].iter().position(|earlier| earlier.id == *id) {
+    match req.imp[..index]
+        .iter()
+        .position(|earlier| earlier.id == *id)
+    {
         Some(first) => fail(format!(
             "request.imp[{index}].id \"{}\" duplicates request.imp[{first}].id",
             id.escape_debug()
@@ -225,7 +231,11 @@ fn validate_banner(
     if format_given && banner.format.is_empty() {
         return fail(format!("{at}.format must not be empty"));
     }
-    check_count(banner.format.len(), limits.format_count_max, &format!("{at}.format"))?;
+    check_count(
+        banner.format.len(),
+        limits.format_count_max,
+        &format!("{at}.format"),
+    )?;
     for (index, format) in banner.format.iter().enumerate() {
         validate_format(format, &format!("{at}.format[{index}]"))?;
     }
@@ -312,7 +322,11 @@ fn validate_geo(geo: &Geo, at: &str) -> Result<(), RequestError> {
     check_range(geo.lon, 180.0, || format!("{at}.lon"))
 }
 
-fn check_range(value: Option<f64>, bound: f64, path: impl Fn() -> String) -> Result<(), RequestError> {
+fn check_range(
+    value: Option<f64>,
+    bound: f64,
+    path: impl Fn() -> String,
+) -> Result<(), RequestError> {
     if let Some(value) = value
         && !(-bound..=bound).contains(&value)
     {
