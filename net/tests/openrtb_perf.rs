@@ -76,3 +76,21 @@ fn report_parse_and_validate_cost() {
     println!("serde_json parse + validate: {serde_json:>7.0} ns/request (same types)");
     println!("write_bid_request         : {write:>8.0} ns/request");
 }
+
+#[test]
+#[ignore = "measurement"]
+fn report_type_sizes() {
+    use net::openrtb::*;
+    println!(
+        "size_of: BidRequest {} Imp {} Banner {} Video {} Audio {} Site {} Device {} User {} Bid {}",
+        size_of::<BidRequest>(),
+        size_of::<Imp>(),
+        size_of::<Banner>(),
+        size_of::<Video>(),
+        size_of::<Audio>(),
+        size_of::<Site>(),
+        size_of::<Device>(),
+        size_of::<User>(),
+        size_of::<Bid>()
+    );
+}

@@ -6,24 +6,14 @@
 pub const NESTING_DEPTH_MAX: usize = 64;
 
 /// Fails with `nesting deeper than 64 levels at byte N` when brackets outside strings nest too deep.
-/// Does not validate anything else (the parser does).
+/// Does not validate anything else (the parser does). Inside strings it jumps from quote or
+/// backslash to the next with `memchr`, so the cost is mostly the bytes outside strings.
 pub(crate) fn check_nesting(body: &[u8]) -> Result<(), String> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (offset, &byte) in body.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
+    let mut offset = 0usize;
+    while offset < body.len() {
+        match body[offset] {
+            b'"' => offset = string_end(body, offset + 1),
             b'[' | b'{' => {
                 depth += 1;
                 if depth > NESTING_DEPTH_MAX {
@@ -35,8 +25,26 @@ pub(crate) fn check_nesting(body: &[u8]) -> Result<(), String> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        offset += 1;
     }
     Ok(())
+}
+
+/// Offset of the quote closing the string whose content starts at `start` (or the body length
+/// when the string is unterminated; the parser reports that).
+fn string_end(body: &[u8], start: usize) -> usize {
+    let mut offset = start;
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &body[offset..]) {
+        let at = offset + found;
+        if body[at] == b'"' {
+            return at;
+        }
+        offset = at + 2; // skip the escaped byte
+        if offset >= body.len() {
+            break;
+        }
+    }
+    body.len()
 }
 
 #[cfg(test)]
@@ -57,6 +65,19 @@ mod tests {
             Err(format!(
                 "nesting deeper than 64 levels at byte {NESTING_DEPTH_MAX}"
             ))
+        );
+    }
+
+    #[test]
+    fn unterminated_strings_and_trailing_backslashes_end_the_scan() {
+        for text in [r#"["abc"#, r#"["abc\"#, r#"["\"#, r#"""#, "\\", ""] {
+            assert_eq!(check_nesting(text.as_bytes()), Ok(()), "{text}");
+        }
+        let escaped_quote_then_deep = format!(r#"["a\"{}"#, "[".repeat(100));
+        assert_eq!(
+            check_nesting(escaped_quote_then_deep.as_bytes()),
+            Ok(()),
+            "still inside the string"
         );
     }
 

@@ -57,6 +57,22 @@ macro_rules! json_object {
             pub present: $crate::openrtb::Present,
         }
 
+        impl $name {
+            /// True when the parsed input carried the modelled member named `key` (its JSON name),
+            /// even with a default value such as `0`, `[]` or `null`.
+            pub fn was_present(&self, key: &str) -> bool {
+                #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+                enum Ix { $($field),* }
+                match key {
+                    $(
+                        $crate::openrtb::object::json_key!($field $(, $json)?) =>
+                            self.present.contains(Ix::$field as u32),
+                    )*
+                    _ => false,
+                }
+            }
+        }
+
         impl $crate::openrtb::field::JsonField for $name {
             fn deserialize_field<'de, D: serde::de::Deserializer<'de>>(
                 d: D,

@@ -69,14 +69,18 @@ fn fail<T>(message: String) -> Result<T, RequestError> {
 }
 
 fn validate_request_top(req: &BidRequest, limits: &ValidationLimits) -> Result<(), RequestError> {
-    check_id(&req.id, "request.id", limits)?;
+    check_id(&req.id, || "request.id".into(), limits)?;
     if req.imp.is_empty() {
         return fail("request.imp must contain at least one impression".into());
     }
-    check_count(req.imp.len(), limits.imp_count_max, "request.imp")?;
-    check_count(req.cur.len(), limits.cur_count_max, "request.cur")?;
-    check_count(req.bcat.len(), limits.bcat_count_max, "request.bcat")?;
-    check_count(req.badv.len(), limits.badv_count_max, "request.badv")?;
+    check_count(req.imp.len(), limits.imp_count_max, || "request.imp".into())?;
+    check_count(req.cur.len(), limits.cur_count_max, || "request.cur".into())?;
+    check_count(req.bcat.len(), limits.bcat_count_max, || {
+        "request.bcat".into()
+    })?;
+    check_count(req.badv.len(), limits.badv_count_max, || {
+        "request.badv".into()
+    })?;
     for (index, currency) in req.cur.iter().enumerate() {
         check_currency(currency, || format!("request.cur[{index}]"))?;
     }
@@ -114,27 +118,44 @@ fn check_tmax(tmax: u64, limits: &ValidationLimits) -> Result<(), RequestError> 
     Ok(())
 }
 
-fn check_id(id: &str, path: &str, limits: &ValidationLimits) -> Result<(), RequestError> {
+// Paths are closures: messages are formatted only when a rule is broken, so a valid request is
+// validated without allocating.
+
+fn check_id(
+    id: &str,
+    path: impl Fn() -> String,
+    limits: &ValidationLimits,
+) -> Result<(), RequestError> {
     if id.is_empty() {
-        return fail(format!("{path} must not be empty"));
+        return fail(format!("{} must not be empty", path()));
     }
     check_length(id, limits.id_bytes_max, path)
 }
 
-fn check_length(text: &str, bytes_max: usize, path: &str) -> Result<(), RequestError> {
+fn check_length(
+    text: &str,
+    bytes_max: usize,
+    path: impl Fn() -> String,
+) -> Result<(), RequestError> {
     if text.len() > bytes_max {
         return fail(format!(
-            "{path} is {} bytes long, more than the limit of {bytes_max}",
+            "{} is {} bytes long, more than the limit of {bytes_max}",
+            path(),
             text.len()
         ));
     }
     Ok(())
 }
 
-fn check_count(count: usize, count_max: usize, path: &str) -> Result<(), RequestError> {
+fn check_count(
+    count: usize,
+    count_max: usize,
+    path: impl Fn() -> String,
+) -> Result<(), RequestError> {
     if count > count_max {
         return fail(format!(
-            "{path} has {count} entries, more than the limit of {count_max}"
+            "{} has {count} entries, more than the limit of {count_max}",
+            path()
         ));
     }
     Ok(())
@@ -164,30 +185,30 @@ fn check_floor(floor: f64, path: impl Fn() -> String) -> Result<(), RequestError
 }
 
 fn validate_imp(imp: &Imp, index: usize, limits: &ValidationLimits) -> Result<(), RequestError> {
-    let at = || format!("request.imp[{index}]");
-    check_id(&imp.id, &format!("{}.id", at()), limits)?;
+    check_id(&imp.id, || format!("request.imp[{index}].id"), limits)?;
     if imp.banner.is_none() && imp.video.is_none() && imp.native.is_none() && imp.audio.is_none() {
         return fail(format!(
-            "{} must have at least one of banner, video, native, audio",
-            at()
+            "request.imp[{index}] must have at least one of banner, video, native, audio"
         ));
     }
-    check_floor(imp.bidfloor, || format!("{}.bidfloor", at()))?;
+    check_floor(imp.bidfloor, || format!("request.imp[{index}].bidfloor"))?;
     if let Some(currency) = &imp.bidfloorcur {
-        check_currency(currency, || format!("{}.bidfloorcur", at()))?;
+        check_currency(currency, || format!("request.imp[{index}].bidfloorcur"))?;
     }
     if let Some(tagid) = &imp.tagid {
-        check_length(tagid, limits.id_bytes_max, &format!("{}.tagid", at()))?;
+        check_length(tagid, limits.id_bytes_max, || {
+            format!("request.imp[{index}].tagid")
+        })?;
     }
     if let Some(banner) = &imp.banner {
         let full_screen = imp.instl == Some(1);
-        validate_banner(banner, &at(), full_screen, limits)?;
+        validate_banner(banner, index, full_screen, limits)?;
     }
     if let Some(video) = &imp.video {
-        validate_video(video, &at())?;
+        validate_video(video, index)?;
     }
     if let Some(pmp) = &imp.pmp {
-        validate_pmp(pmp, &at(), limits)?;
+        validate_pmp(pmp, index, limits)?;
     }
     Ok(())
 }
@@ -218,53 +239,56 @@ fn check_positive_size(size: Option<u32>, path: impl Fn() -> String) -> Result<(
 /// (the Prebid mobile sample sends that); everywhere else sizes must be positive.
 fn validate_banner(
     banner: &Banner,
-    imp_at: &str,
+    imp: usize,
     full_screen: bool,
     limits: &ValidationLimits,
 ) -> Result<(), RequestError> {
-    let at = format!("{imp_at}.banner");
     if !full_screen {
-        check_positive_size(banner.w, || format!("{at}.w"))?;
-        check_positive_size(banner.h, || format!("{at}.h"))?;
+        check_positive_size(banner.w, || format!("request.imp[{imp}].banner.w"))?;
+        check_positive_size(banner.h, || format!("request.imp[{imp}].banner.h"))?;
     }
-    let format_given = banner.present.contains(0) || !banner.format.is_empty();
+    let format_given = banner.was_present("format") || !banner.format.is_empty();
     if format_given && banner.format.is_empty() {
-        return fail(format!("{at}.format must not be empty"));
+        return fail(format!(
+            "request.imp[{imp}].banner.format must not be empty"
+        ));
     }
-    check_count(
-        banner.format.len(),
-        limits.format_count_max,
-        &format!("{at}.format"),
-    )?;
+    check_count(banner.format.len(), limits.format_count_max, || {
+        format!("request.imp[{imp}].banner.format")
+    })?;
     for (index, format) in banner.format.iter().enumerate() {
-        validate_format(format, &format!("{at}.format[{index}]"))?;
+        validate_format(format, || {
+            format!("request.imp[{imp}].banner.format[{index}]")
+        })?;
     }
     if banner.format.is_empty() && (banner.w.is_none() || banner.h.is_none()) {
-        return fail(format!("{at} must have w and h, or a non-empty format"));
+        return fail(format!(
+            "request.imp[{imp}].banner must have w and h, or a non-empty format"
+        ));
     }
     Ok(())
 }
 
-fn validate_format(format: &Format, at: &str) -> Result<(), RequestError> {
-    check_positive_size(format.w, || format!("{at}.w"))?;
-    check_positive_size(format.h, || format!("{at}.h"))?;
-    check_positive_size(format.wratio, || format!("{at}.wratio"))?;
-    check_positive_size(format.hratio, || format!("{at}.hratio"))?;
+fn validate_format(format: &Format, at: impl Fn() -> String) -> Result<(), RequestError> {
+    check_positive_size(format.w, || format!("{}.w", at()))?;
+    check_positive_size(format.h, || format!("{}.h", at()))?;
+    check_positive_size(format.wratio, || format!("{}.wratio", at()))?;
+    check_positive_size(format.hratio, || format!("{}.hratio", at()))?;
     let sized = format.w.is_some() && format.h.is_some();
     let flexible = format.wratio.is_some() && format.hratio.is_some();
     if !sized && !flexible {
-        return fail(format!("{at} must have w and h, or wratio and hratio"));
+        return fail(format!("{} must have w and h, or wratio and hratio", at()));
     }
     Ok(())
 }
 
-fn validate_video(video: &Video, imp_at: &str) -> Result<(), RequestError> {
-    let at = format!("{imp_at}.video");
-    check_positive_size(video.w, || format!("{at}.w"))?;
-    check_positive_size(video.h, || format!("{at}.h"))?;
+fn validate_video(video: &Video, imp: usize) -> Result<(), RequestError> {
+    check_positive_size(video.w, || format!("request.imp[{imp}].video.w"))?;
+    check_positive_size(video.h, || format!("request.imp[{imp}].video.h"))?;
     if let (Some(min), Some(max)) = (video.minduration, video.maxduration)
         && min > max
     {
+        let at = format!("request.imp[{imp}].video");
         return fail(format!(
             "{at}.minduration {min} is greater than {at}.maxduration {max}"
         ));
@@ -272,20 +296,29 @@ fn validate_video(video: &Video, imp_at: &str) -> Result<(), RequestError> {
     Ok(())
 }
 
-fn validate_pmp(pmp: &Pmp, imp_at: &str, limits: &ValidationLimits) -> Result<(), RequestError> {
-    let at = format!("{imp_at}.pmp.deals");
-    check_count(pmp.deals.len(), limits.deal_count_max, &at)?;
+fn validate_pmp(pmp: &Pmp, imp: usize, limits: &ValidationLimits) -> Result<(), RequestError> {
+    check_count(pmp.deals.len(), limits.deal_count_max, || {
+        format!("request.imp[{imp}].pmp.deals")
+    })?;
     for (index, deal) in pmp.deals.iter().enumerate() {
-        validate_deal(deal, &format!("{at}[{index}]"), limits)?;
+        validate_deal(
+            deal,
+            || format!("request.imp[{imp}].pmp.deals[{index}]"),
+            limits,
+        )?;
     }
     Ok(())
 }
 
-fn validate_deal(deal: &Deal, at: &str, limits: &ValidationLimits) -> Result<(), RequestError> {
-    check_id(&deal.id, &format!("{at}.id"), limits)?;
-    check_floor(deal.bidfloor, || format!("{at}.bidfloor"))?;
+fn validate_deal(
+    deal: &Deal,
+    at: impl Fn() -> String,
+    limits: &ValidationLimits,
+) -> Result<(), RequestError> {
+    check_id(&deal.id, || format!("{}.id", at()), limits)?;
+    check_floor(deal.bidfloor, || format!("{}.bidfloor", at()))?;
     if let Some(currency) = &deal.bidfloorcur {
-        check_currency(currency, || format!("{at}.bidfloorcur"))?;
+        check_currency(currency, || format!("{}.bidfloorcur", at()))?;
     }
     Ok(())
 }
@@ -297,15 +330,17 @@ fn validate_context(req: &BidRequest, limits: &ValidationLimits) -> Result<(), R
     }
     if let Some(site) = &req.site {
         if let Some(page) = &site.page {
-            check_length(page, limits.string_bytes_max, "request.site.page")?;
+            check_length(page, limits.string_bytes_max, || "request.site.page".into())?;
         }
         if let Some(referrer) = &site.r#ref {
-            check_length(referrer, limits.string_bytes_max, "request.site.ref")?;
+            check_length(referrer, limits.string_bytes_max, || {
+                "request.site.ref".into()
+            })?;
         }
     }
     if let Some(device) = &req.device {
         if let Some(ua) = &device.ua {
-            check_length(ua, limits.string_bytes_max, "request.device.ua")?;
+            check_length(ua, limits.string_bytes_max, || "request.device.ua".into())?;
         }
         if let Some(geo) = &device.geo {
             validate_geo(geo, "request.device.geo")?;
