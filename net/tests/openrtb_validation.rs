@@ -387,3 +387,64 @@ fn response_errors_are_path_qualified() {
         );
     }
 }
+
+#[test]
+fn responses_are_checked_against_their_request() {
+    use net::openrtb::validate_bid_response;
+    let request = parse_bid_request(
+        br#"{"id":"r","cur":["EUR"],"imp":[{"id":"1","banner":{"w":1,"h":1}},{"id":"2","banner":{"w":1,"h":1}}]}"#,
+    )
+    .unwrap();
+    let cases = [
+        (
+            r#"{"id":"r","cur":"EUR","seatbid":[{"bid":[{"id":"b","impid":"2","price":1.5}]}]}"#,
+            None,
+        ),
+        (
+            r#"{"id":"r","nbr":2}"#,
+            Some(r#"response.cur "USD" is not allowed by request.cur"#),
+        ),
+        (
+            r#"{"id":"x","cur":"EUR"}"#,
+            Some(r#"response.id "x" does not match request.id "r""#),
+        ),
+        (
+            r#"{"id":"r","cur":"EUR","seatbid":[{"bid":[{"id":"b","impid":"1","price":1},{"id":"c","impid":"9","price":1}]}]}"#,
+            Some(r#"response.seatbid[0].bid[1].impid "9" matches no request.imp[].id"#),
+        ),
+        (
+            r#"{"id":"r","cur":"EUR","seatbid":[{"bid":[{"id":"b","impid":"1","price":0}]}]}"#,
+            Some("response.seatbid[0].bid[0].price must be a positive number"),
+        ),
+        (
+            r#"{"id":"r","cur":"EUR","seatbid":[{"bid":[]}]}"#,
+            Some("response.seatbid[0].bid must not be empty"),
+        ),
+        (
+            r#"{"id":"r","cur":"EUR","seatbid":[{"bid":[{"id":"","impid":"1","price":1}]}]}"#,
+            Some("response.seatbid[0].bid[0].id must not be empty"),
+        ),
+    ];
+    for (body, expected) in cases {
+        let response =
+            parse_bid_response(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+        let got = validate_bid_response(&response, &request)
+            .err()
+            .map(|e| e.message);
+        assert_eq!(got.as_deref(), expected, "{body}");
+    }
+    let many: Vec<String> = (0..=net::openrtb::RESPONSE_BID_COUNT_MAX)
+        .map(|i| format!(r#"{{"id":"b{i}","impid":"1","price":1}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"id":"r","cur":"EUR","seatbid":[{{"bid":[{}]}}]}}"#,
+        many.join(",")
+    );
+    let response = parse_bid_response(body.as_bytes()).unwrap();
+    assert_eq!(
+        validate_bid_response(&response, &request)
+            .unwrap_err()
+            .message,
+        "response has 257 bids, more than the limit of 256"
+    );
+}

@@ -79,6 +79,11 @@ mod tests {
             Ok(()),
             "still inside the string"
         );
+        let escaped_backslash_then_deep = format!(r#"["a\\"{}"#, "[".repeat(100));
+        assert!(
+            check_nesting(escaped_backslash_then_deep.as_bytes()).is_err(),
+            "the string ended"
+        );
     }
 
     #[test]

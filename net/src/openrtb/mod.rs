@@ -16,6 +16,7 @@ mod raw;
 mod request;
 mod response;
 mod validate;
+mod validate_response;
 
 pub use codes::{loss, nbr};
 pub use depth::NESTING_DEPTH_MAX;
@@ -28,6 +29,7 @@ pub use request::{
 };
 pub use response::{Bid, BidResponse, SeatBid};
 pub use validate::{ValidationLimits, validate_bid_request};
+pub use validate_response::{RESPONSE_BID_COUNT_MAX, validate_bid_response};
 
 use serde::de::DeserializeSeed;
 
