@@ -1,1 +1,134 @@
-//! OpenRTB 2.6 types, parsing and validation.
+//! OpenRTB 2.6 (and 2.5) on the wire: the request and response types, parsing with sonic-rs,
+//! writing into a reused buffer, and validation of OpenRTB rules with path-qualified messages.
+//!
+//! Owns: the JSON shape of OpenRTB objects, lossless round trips (`ext` and unknown members are
+//! kept as raw JSON text), the No-Bid and Loss Reason code lists.
+//! Must not know: auctions, campaigns, pricing decisions, HTTP or any I/O.
+//!
+//! Why our own types rather than `iab-specs` or `openrtb26`: see `EVALUATION.md` beside this file.
+
+mod codes;
+mod depth;
+mod error;
+pub(crate) mod field;
+pub(crate) mod object;
+mod raw;
+mod request;
+mod response;
+mod validate;
+mod validate_response;
+
+pub use codes::{loss, nbr};
+pub use depth::NESTING_DEPTH_MAX;
+pub use error::{RequestError, ResponseError};
+pub use object::Present;
+pub use raw::{RawJson, RawJsonError};
+pub use request::{
+    App, Audio, Banner, BidRequest, Deal, Device, Format, Geo, Imp, Native, Pmp, Publisher, Regs,
+    Site, Source, User, Video,
+};
+pub use response::{Bid, BidResponse, SeatBid};
+pub use validate::{ValidationLimits, validate_bid_request};
+pub use validate_response::{RESPONSE_BID_COUNT_MAX, validate_bid_response};
+
+use serde::de::DeserializeSeed;
+
+use field::{FieldSeed, JsonField};
+use raw::first_line;
+
+/// Parses a bid request body. Fails, with a path-qualified message, on invalid UTF-8, nesting
+/// deeper than [`NESTING_DEPTH_MAX`], invalid JSON, wrong member types, duplicate members and
+/// missing `id`/`imp`/`imp[].id`/`deals[].id`. Does not check OpenRTB rules: call
+/// [`validate_bid_request`] next.
+pub fn parse_bid_request(body: &[u8]) -> Result<BidRequest, RequestError> {
+    parse_document(body, "request").map_err(RequestError::new)
+}
+
+/// Parses a bidder's bid response body; same checks as [`parse_bid_request`], messages start with
+/// `response`.
+pub fn parse_bid_response(body: &[u8]) -> Result<BidResponse, ResponseError> {
+    parse_document(body, "response").map_err(|message| ResponseError { message })
+}
+
+/// Appends `req` as JSON to `out` (existing content is kept; clear it first to reuse the buffer).
+pub fn write_bid_request(req: &BidRequest, out: &mut Vec<u8>) {
+    req.write_json(out);
+}
+
+/// Appends `resp` as JSON to `out` (existing content is kept; clear it first to reuse the buffer).
+pub fn write_bid_response(resp: &BidResponse, out: &mut Vec<u8>) {
+    resp.write_json(out);
+}
+
+/// Fast path: one sonic-rs pass without path tracking. Only on failure, a second pass with
+/// `serde_path_to_error` finds where it failed.
+fn parse_document<T>(body: &[u8], root: &str) -> Result<T, String>
+where
+    T: JsonField + for<'de> serde::Deserialize<'de>,
+{
+    let text = std::str::from_utf8(body)
+        .map_err(|e| format!("{root} body is not valid UTF-8 at byte {}", e.valid_up_to()))?;
+    depth::check_nesting(body).map_err(|reason| format!("{root} body has {reason}"))?;
+    let mut deserializer = sonic_rs::Deserializer::from_str(text);
+    let parsed = FieldSeed::<T>::new().deserialize(&mut deserializer);
+    match parsed.and_then(|value| deserializer.end().map(|()| value)) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(describe_parse_error::<T>(text, root)),
+    }
+}
+
+fn describe_parse_error<T>(text: &str, root: &str) -> String
+where
+    T: for<'de> serde::Deserialize<'de>,
+{
+    let mut deserializer = sonic_rs::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(error) => message_for(&format_path(root, error.path()), error.inner(), root),
+        Ok(_) => match deserializer.end() {
+            Err(error) => message_for(root, &error, root),
+            Ok(()) => format!("{root} body could not be parsed"),
+        },
+    }
+}
+
+/// Syntax errors keep sonic-rs' description with line and column; type errors become
+/// `<path> <phrase>`; phrases starting with `.` name a member of the object at `<path>`.
+fn message_for(location: &str, error: &sonic_rs::Error, root: &str) -> String {
+    let described = first_line(&error.to_string());
+    if error.classify() != sonic_rs::error::Category::TypeUnmatched {
+        return format!("{root} body is not valid JSON: {described}");
+    }
+    let phrase = match described.rfind(" at line ") {
+        Some(position) => &described[..position],
+        None => &described,
+    };
+    if phrase.starts_with('.') {
+        format!("{location}{phrase}")
+    } else {
+        format!("{location} {phrase}")
+    }
+}
+
+fn format_path(root: &str, path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut location = String::from(root);
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                location.push('[');
+                location.push_str(itoa::Buffer::new().format(*index));
+                location.push(']');
+            }
+            Segment::Map { key } => {
+                location.push('.');
+                location.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                location.push('.');
+                location.push_str(variant);
+            }
+            Segment::Unknown => location.push_str(".?"),
+        }
+    }
+    location
+}

@@ -1,0 +1,94 @@
+//! Nesting-depth guard run before parsing: sonic-rs skips raw values (`RawJson`) recursively, so
+//! unbounded nesting would overflow the stack. Knows JSON lexing only (strings, escapes, brackets).
+
+/// Deepest array/object nesting accepted anywhere in a document. OpenRTB needs about 8; `ext`
+/// objects get generous room.
+pub const NESTING_DEPTH_MAX: usize = 64;
+
+/// Fails with `nesting deeper than 64 levels at byte N` when brackets outside strings nest too deep.
+/// Does not validate anything else (the parser does). Inside strings it jumps from quote or
+/// backslash to the next with `memchr`, so the cost is mostly the bytes outside strings.
+pub(crate) fn check_nesting(body: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut offset = 0usize;
+    while offset < body.len() {
+        match body[offset] {
+            b'"' => offset = string_end(body, offset + 1),
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > NESTING_DEPTH_MAX {
+                    return Err(format!(
+                        "nesting deeper than {NESTING_DEPTH_MAX} levels at byte {offset}"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        offset += 1;
+    }
+    Ok(())
+}
+
+/// Offset of the quote closing the string whose content starts at `start` (or the body length
+/// when the string is unterminated; the parser reports that).
+fn string_end(body: &[u8], start: usize) -> usize {
+    let mut offset = start;
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &body[offset..]) {
+        let at = offset + found;
+        if body[at] == b'"' {
+            return at;
+        }
+        offset = at + 2; // skip the escaped byte
+        if offset >= body.len() {
+            break;
+        }
+    }
+    body.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_at_the_limit_passes_and_one_more_fails() {
+        let ok = format!(
+            "{}{}",
+            "[".repeat(NESTING_DEPTH_MAX),
+            "]".repeat(NESTING_DEPTH_MAX)
+        );
+        assert_eq!(check_nesting(ok.as_bytes()), Ok(()));
+        let deep = "[".repeat(NESTING_DEPTH_MAX + 1);
+        assert_eq!(
+            check_nesting(deep.as_bytes()),
+            Err(format!(
+                "nesting deeper than 64 levels at byte {NESTING_DEPTH_MAX}"
+            ))
+        );
+    }
+
+    #[test]
+    fn unterminated_strings_and_trailing_backslashes_end_the_scan() {
+        for text in [r#"["abc"#, r#"["abc\"#, r#"["\"#, r#"""#, "\\", ""] {
+            assert_eq!(check_nesting(text.as_bytes()), Ok(()), "{text}");
+        }
+        let escaped_quote_then_deep = format!(r#"["a\"{}"#, "[".repeat(100));
+        assert_eq!(
+            check_nesting(escaped_quote_then_deep.as_bytes()),
+            Ok(()),
+            "still inside the string"
+        );
+        let escaped_backslash_then_deep = format!(r#"["a\\"{}"#, "[".repeat(100));
+        assert!(
+            check_nesting(escaped_backslash_then_deep.as_bytes()).is_err(),
+            "the string ended"
+        );
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let text = format!(r#"{{"a":"{}\"[["}}"#, "[".repeat(500));
+        assert_eq!(check_nesting(text.as_bytes()), Ok(()));
+    }
+}
