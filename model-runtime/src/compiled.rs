@@ -1,6 +1,6 @@
 //! The flat, cache-friendly layout the scorer walks, and the batch scorer itself.
 //!
-//! Layout: all trees' nodes in one `Vec<Node>` (24 bytes each), every tree stored in
+//! Layout: all trees' nodes in one `Vec<Node>` (32 bytes each, two per cache line), every tree stored in
 //! breadth-first order so the top levels share cache lines. A leaf is a node whose two
 //! children are itself, so walking a tree is exactly `depth` branch-free steps
 //! (`cursor = node.children[!goes_left]`) with no "is this a leaf?" test; a row that reaches a
@@ -13,6 +13,7 @@
 //! bit-identical to a plain tree-by-tree loop.
 
 use crate::error::LoadError;
+use crate::fast::FastForest;
 use crate::lightgbm::ZERO_THRESHOLD;
 use crate::spec::{Accumulate, InputRule, ModelSpec, SpecNode, Test};
 
@@ -33,12 +34,15 @@ const ZERO_MISSING: u32 = 4;
 #[repr(C)]
 pub(crate) struct Node {
     /// Numeric split: go left if `v <= value`. Leaf: the leaf value.
-    /// Categorical split: the bitset's (offset, word count), packed by `pack_range`.
     value: f64,
     feature: u32,
     flags: u32,
     /// `[left, right]`, global node indices; a leaf points at itself twice.
     children: [u32; 2],
+    /// Categorical split: its bitset is `category_words[category_offset..][..category_words]`.
+    /// Other nodes: (0, 0), so the branch-free category probe reads word 0 and ignores it.
+    category_offset: u32,
+    category_len: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +106,10 @@ pub(crate) struct Forest {
     nodes: Vec<Node>,
     trees: Vec<TreeEntry>,
     category_words: Vec<u32>,
+    /// Any categorical split: selects the scorer that evaluates both kinds branch-free.
+    has_categorical: bool,
+    /// The fast kernel, when every feature is used consistently (see `fast.rs`).
+    fast: Option<FastForest>,
     /// Features each row must provide (at least 1, so a leaf's dummy read is in range).
     width: usize,
     input_rule: InputRule,
@@ -110,35 +118,57 @@ pub(crate) struct Forest {
     average_divisor: f64,
 }
 
-fn pack_range(offset: usize, len: usize) -> f64 {
-    f64::from_bits(((offset as u64) << 32) | len as u64)
-}
-
-fn unpack_range(value: f64) -> (usize, usize) {
-    let bits = value.to_bits();
-    ((bits >> 32) as usize, (bits & 0xffff_ffff) as usize)
-}
-
 impl Forest {
     pub(crate) fn compile(file: &str, spec: &ModelSpec) -> Result<Self, LoadError> {
         let mut forest = Forest {
             nodes: Vec::new(),
             trees: Vec::with_capacity(spec.trees.len()),
-            category_words: Vec::new(),
+            // Word 0 is the dummy every non-categorical node probes.
+            category_words: vec![0],
+            has_categorical: false,
+            fast: None,
             width: spec.feature_names.len().max(1),
             input_rule: spec.input_rule,
             accumulate: spec.accumulate,
             base_margin: spec.base_margin,
             average_divisor: spec.average_divisor,
         };
+        let mut layouts = Vec::with_capacity(spec.trees.len());
         for (index, tree) in spec.trees.iter().enumerate() {
-            forest.add_tree(file, index, &tree.nodes)?;
+            layouts.push(forest.add_tree(file, index, &tree.nodes)?);
+        }
+        forest.check_invariants();
+        forest.fast = FastForest::build(&spec.trees, forest.width, &layouts);
+        if let Some(fast) = &forest.fast {
+            fast.check_invariants(forest.width);
         }
         Ok(forest)
     }
 
-    /// Appends one tree in breadth-first order, checking it is a proper tree.
-    fn add_tree(&mut self, file: &str, index: usize, nodes: &[SpecNode]) -> Result<(), LoadError> {
+    /// The facts the unchecked loads in `step` rely on. Compilation guarantees them; a
+    /// violation is a bug in this crate, so it stops here rather than read out of bounds.
+    fn check_invariants(&self) {
+        let count = self.nodes.len();
+        assert!(!self.category_words.is_empty());
+        for tree in &self.trees {
+            assert!((tree.root as usize) < count);
+        }
+        for node in &self.nodes {
+            assert!(node.children.iter().all(|&c| (c as usize) < count));
+            assert!((node.feature as usize) < self.width);
+            let end = node.category_offset as u64 + u64::from(node.category_len);
+            assert!(end <= self.category_words.len() as u64);
+        }
+    }
+
+    /// Appends one tree in breadth-first order, checking it is a proper tree. Returns its
+    /// layout: (root index, spec index of each stored node, stored position of each spec node).
+    fn add_tree(
+        &mut self,
+        file: &str,
+        index: usize,
+        nodes: &[SpecNode],
+    ) -> Result<(u32, Vec<usize>, Vec<usize>), LoadError> {
         let malformed = |message: String| LoadError::Malformed {
             file: file.to_string(),
             location: format!("tree {index}"),
@@ -191,7 +221,7 @@ impl Forest {
             root: base as u32,
             depth: depth as u32,
         });
-        Ok(())
+        Ok((base as u32, order, position))
     }
 
     fn compile_node(&mut self, base: usize, k: usize, node: &SpecNode, position: &[usize]) -> Node {
@@ -203,6 +233,8 @@ impl Forest {
                     feature: 0,
                     flags: 0,
                     children: [me, me],
+                    category_offset: 0,
+                    category_len: 0,
                 }
             }
             SpecNode::Split {
@@ -219,15 +251,20 @@ impl Forest {
                         flags: (u32::from(numeric.special_left) * SPECIAL_LEFT)
                             | (u32::from(numeric.zero_is_missing) * ZERO_MISSING),
                         children,
+                        category_offset: 0,
+                        category_len: 0,
                     },
                     Test::Category(category) => {
                         let offset = self.category_words.len();
                         self.category_words.extend_from_slice(&category.bitset);
+                        self.has_categorical = true;
                         Node {
-                            value: pack_range(offset, category.bitset.len()),
+                            value: f64::NAN,
                             feature: *feature,
                             flags: CATEGORY,
                             children,
+                            category_offset: offset as u32,
+                            category_len: category.bitset.len() as u32,
                         }
                     }
                 }
@@ -286,6 +323,9 @@ impl Forest {
             }
             // Only a feature-less model (width 1, n_features 0) reaches here with a gap.
             target[used..].fill(0.0);
+            if let Some(fast) = &self.fast {
+                fast.encode_row(target);
+            }
         }
     }
 
@@ -307,16 +347,64 @@ impl Forest {
 
     /// Walks every (tree, row) lane of a tree group to its leaf.
     fn walk_group(&self, trees: &[TreeEntry], features: &[f64], rows: usize, lanes: &mut [u32]) {
+        if let Some(fast) = &self.fast {
+            if fast.has_categorical {
+                self.walk_fast::<true>(fast, trees, features, rows, lanes);
+            } else {
+                self.walk_fast::<false>(fast, trees, features, rows, lanes);
+            }
+        } else if self.has_categorical {
+            self.walk_group_of::<true>(trees, features, rows, lanes);
+        } else {
+            self.walk_group_of::<false>(trees, features, rows, lanes);
+        }
+    }
+
+    fn walk_fast<const CATEGORICAL: bool>(
+        &self,
+        fast: &FastForest,
+        trees: &[TreeEntry],
+        features: &[f64],
+        rows: usize,
+        lanes: &mut [u32],
+    ) {
         let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
         for (tree, tree_lanes) in trees.iter().zip(lanes.chunks_mut(rows)) {
             tree_lanes.fill(tree.root);
         }
         let width = self.width;
+        assert!(features.len() >= rows * width, "scratch block smaller than its rows");
         for _ in 0..depth {
             for tree_lanes in lanes.chunks_mut(rows) {
                 for (r, cursor) in tree_lanes.iter_mut().enumerate() {
-                    let row = &features[r * width..(r + 1) * width];
-                    *cursor = self.step(*cursor, row);
+                    *cursor = fast.step::<CATEGORICAL>(*cursor, features, r * width);
+                }
+            }
+        }
+    }
+
+    /// Which kernel scores this model: `"fast"` or `"general"`.
+    pub(crate) fn kernel(&self) -> &'static str {
+        if self.fast.is_some() { "fast" } else { "general" }
+    }
+
+    fn walk_group_of<const CATEGORICAL: bool>(
+        &self,
+        trees: &[TreeEntry],
+        features: &[f64],
+        rows: usize,
+        lanes: &mut [u32],
+    ) {
+        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        for (tree, tree_lanes) in trees.iter().zip(lanes.chunks_mut(rows)) {
+            tree_lanes.fill(tree.root);
+        }
+        let width = self.width;
+        assert!(features.len() >= rows * width, "scratch block smaller than its rows");
+        for _ in 0..depth {
+            for tree_lanes in lanes.chunks_mut(rows) {
+                for (r, cursor) in tree_lanes.iter_mut().enumerate() {
+                    *cursor = self.step::<CATEGORICAL>(*cursor, features, r * width);
                 }
             }
         }
@@ -336,32 +424,41 @@ impl Forest {
         }
     }
 
+    /// One branch-free step: the child of node `at` that the row starting at
+    /// `features[row_start]` goes to.
     #[inline(always)]
-    fn step(&self, at: u32, row: &[f64]) -> u32 {
-        let node = &self.nodes[at as usize];
-        let v = row[node.feature as usize];
-        let left = if node.flags & CATEGORY == 0 {
-            numeric_goes_left(node, v)
-        } else {
-            self.category_goes_left(node, v)
-        };
+    fn step<const CATEGORICAL: bool>(&self, at: u32, features: &[f64], row_start: usize) -> u32 {
+        debug_assert!((at as usize) < self.nodes.len());
+        // SAFETY: `at` is a root or a child index, all < nodes.len() (`check_invariants`).
+        let node = unsafe { self.nodes.get_unchecked(at as usize) };
+        let at_feature = row_start + node.feature as usize;
+        debug_assert!(at_feature < features.len());
+        // SAFETY: node.feature < width (`check_invariants`) and the caller asserted that
+        // `features` holds every row of the block, so row_start + feature is in range.
+        let v = unsafe { *features.get_unchecked(at_feature) };
+        let mut left = numeric_goes_left(node, v);
+        if CATEGORICAL {
+            let is_category = node.flags & CATEGORY != 0;
+            left = (is_category & self.category_goes_left(node, v)) | (!is_category & left);
+        }
         node.children[usize::from(!left)]
     }
 
+    /// LightGBM's categorical rule without branches: NaN or a negative truncated integer goes
+    /// right, else the category's bit decides. Out-of-range values saturate, land outside the
+    /// bitset (or below zero) and go right, as in LightGBM. Non-categorical nodes have an
+    /// empty range and probe the dummy word 0.
     #[inline(always)]
     fn category_goes_left(&self, node: &Node, v: f64) -> bool {
-        if v.is_nan() {
-            return false;
-        }
-        // Truncation toward zero, as LightGBM's static_cast<int>; out-of-range values
-        // saturate, land outside every bitset (or below zero) and go right as in LightGBM.
         let category = v as i32;
-        if category < 0 {
-            return false;
-        }
-        let (offset, len) = unpack_range(node.value);
-        let word = (category as u32 >> 5) as usize;
-        word < len && (self.category_words[offset + word] >> (category as u32 & 31)) & 1 == 1
+        let word = (category as u32) >> 5;
+        let valid = !v.is_nan() & (category >= 0) & (word < node.category_len);
+        let index = if valid { node.category_offset + word } else { 0 };
+        debug_assert!((index as usize) < self.category_words.len());
+        // SAFETY: word 0 exists, and a valid probe is inside the node's range, which
+        // `check_invariants` proved lies within category_words.
+        let bits = unsafe { *self.category_words.get_unchecked(index as usize) };
+        valid & ((bits >> (category as u32 & 31)) & 1 == 1)
     }
 }
 

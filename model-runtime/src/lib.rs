@@ -18,6 +18,7 @@
 
 mod compiled;
 mod error;
+mod fast;
 mod lightgbm;
 mod model;
 mod spec;

@@ -21,6 +21,8 @@ pub struct ModelInfo {
     pub nodes: usize,
     pub features: usize,
     pub objective: Objective,
+    /// `"fast"` (per-feature input encoding, one compare per node) or `"general"`.
+    pub kernel: &'static str,
 }
 
 /// A compiled model. Scoring never allocates once the caller's `Scratch` has warmed up.
@@ -130,6 +132,7 @@ impl Model {
             nodes: self.forest.node_count(),
             features: self.num_features(),
             objective: self.objective,
+            kernel: self.forest.kernel(),
         }
     }
 

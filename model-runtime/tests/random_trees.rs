@@ -59,7 +59,18 @@ struct LgbTree {
     cat_words: Vec<u32>,
 }
 
-fn random_lgb_tree(rng: &mut StdRng) -> LgbTree {
+/// Per feature: (categorical?, missing type). `None` = every split draws its own, which mixes
+/// uses of a feature and forces the general kernel.
+type Styles = Option<[(bool, u32); FEATURES]>;
+
+fn random_styles(rng: &mut StdRng) -> Styles {
+    if rng.random_bool(0.5) {
+        return None;
+    }
+    Some(std::array::from_fn(|_| (rng.random_bool(0.3), rng.random_range(0..3u32))))
+}
+
+fn random_lgb_tree(rng: &mut StdRng, styles: Styles) -> LgbTree {
     let leaves = rng.random_range(1..=24);
     let mut tree = LgbTree {
         leaf_values: (0..leaves).map(|_| rng.random_range(-1.0..1.0)).collect(),
@@ -87,10 +98,14 @@ fn random_lgb_tree(rng: &mut StdRng) -> LgbTree {
         tree.right.push(!(new_leaf as i64));
         leaf_parent[leaf] = Some((node, true));
         leaf_parent.push(Some((node, false)));
-        tree.split_feature.push(rng.random_range(0..FEATURES));
-        let missing_type = rng.random_range(0..3u32);
+        let feature = rng.random_range(0..FEATURES);
+        tree.split_feature.push(feature);
+        let (categorical, missing_type) = match styles {
+            Some(styles) => styles[feature],
+            None => (rng.random_bool(0.3), rng.random_range(0..3u32)),
+        };
         let default_left = u32::from(rng.random_bool(0.5));
-        if rng.random_bool(0.3) {
+        if categorical {
             let words = rng.random_range(1..=3);
             tree.cat_words.extend((0..words).map(|_| rng.random::<u32>()));
             tree.threshold.push((tree.cat_boundaries.len() - 1) as f64);
@@ -216,10 +231,14 @@ fn random_rows(rng: &mut StdRng, count: usize) -> Vec<f64> {
 fn random_lightgbm_forests_match_the_reference_walk() {
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut scratch = Scratch::new();
-    for round in 0..60 {
-        let trees: Vec<LgbTree> = (0..rng.random_range(1..40)).map(|_| random_lgb_tree(&mut rng)).collect();
+    let mut kernels = std::collections::BTreeSet::new();
+    for round in 0..80 {
+        let styles = random_styles(&mut rng);
+        let trees: Vec<LgbTree> =
+            (0..rng.random_range(1..40)).map(|_| random_lgb_tree(&mut rng, styles)).collect();
         let text = lgb_text(&trees);
         let model = Model::from_lightgbm_str("random.txt", &text).expect("random model loads");
+        kernels.insert(model.info().kernel);
         let count = rng.random_range(1..70);
         let rows = random_rows(&mut rng, count);
         let mut raw = vec![0.0; count];
@@ -237,6 +256,7 @@ fn random_lightgbm_forests_match_the_reference_walk() {
             assert!((prob[i] - want_prob).abs() <= 1e-12, "round {round} row {i}: prob");
         }
     }
+    assert_eq!(kernels.into_iter().collect::<Vec<_>>(), ["fast", "general"], "both kernels ran");
 }
 
 struct XgbTree {

@@ -73,6 +73,7 @@ fn info(path: &Path) -> Result<()> {
     println!("nodes: {}", info.nodes);
     println!("features: {}", info.features);
     println!("objective: {}", info.objective.name());
+    println!("kernel: {}", info.kernel);
     println!("feature_names: {}", model.feature_names().join(" "));
     Ok(())
 }
