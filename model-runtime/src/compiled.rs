@@ -374,6 +374,35 @@ impl Forest {
         }
         let width = self.width;
         assert!(features.len() >= rows * width, "scratch block smaller than its rows");
+        if rows % REGISTER_LANES == 0 {
+            // Full blocks: 8 rows of one tree at a time, cursors in registers.
+            for (tree, tree_lanes) in trees.iter().zip(lanes.chunks_mut(rows)) {
+                for (chunk, cursors) in tree_lanes.chunks_exact_mut(REGISTER_LANES).enumerate() {
+                    let starts = std::array::from_fn(|j| (chunk * REGISTER_LANES + j) * width);
+                    walk_registers::<CATEGORICAL>(fast, cursors, starts, tree.depth, features);
+                }
+            }
+            return;
+        }
+        if rows == 1 {
+            // One row: 8 trees at a time.
+            for (group, cursors) in trees
+                .chunks(REGISTER_LANES)
+                .zip(lanes.chunks_mut(REGISTER_LANES))
+            {
+                if let Ok(cursors) = <&mut [u32; REGISTER_LANES]>::try_from(&mut *cursors) {
+                    let depth = group.iter().map(|t| t.depth).max().unwrap_or(0);
+                    walk_registers::<CATEGORICAL>(fast, cursors, [0; REGISTER_LANES], depth, features);
+                    continue;
+                }
+                for (tree, cursor) in group.iter().zip(cursors.iter_mut()) {
+                    for _ in 0..tree.depth {
+                        *cursor = fast.step::<CATEGORICAL>(*cursor, features, 0);
+                    }
+                }
+            }
+            return;
+        }
         for _ in 0..depth {
             for tree_lanes in lanes.chunks_mut(rows) {
                 for (r, cursor) in tree_lanes.iter_mut().enumerate() {
@@ -460,6 +489,27 @@ impl Forest {
         let bits = unsafe { *self.category_words.get_unchecked(index as usize) };
         valid & ((bits >> (category as u32 & 31)) & 1 == 1)
     }
+}
+
+/// Independent walks kept in registers by `walk_registers`.
+const REGISTER_LANES: usize = 8;
+
+/// Advances 8 cursors `depth` steps; lane j reads the row at `features[starts[j]..]`.
+#[inline(always)]
+fn walk_registers<const CATEGORICAL: bool>(
+    fast: &FastForest,
+    cursors: &mut [u32],
+    starts: [usize; REGISTER_LANES],
+    depth: u32,
+    features: &[f64],
+) {
+    let mut local: [u32; REGISTER_LANES] = std::array::from_fn(|j| cursors[j]);
+    for _ in 0..depth {
+        for j in 0..REGISTER_LANES {
+            local[j] = fast.step::<CATEGORICAL>(local[j], features, starts[j]);
+        }
+    }
+    cursors[..REGISTER_LANES].copy_from_slice(&local);
 }
 
 #[inline(always)]
