@@ -9,7 +9,10 @@ use model_runtime::{Model, Scratch};
 const PASSES: usize = 7;
 
 fn thread_cpu_ns() -> f64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid clock id and a pointer to a live timespec.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
     assert_eq!(rc, 0, "clock_gettime");
@@ -42,7 +45,12 @@ fn main() {
     let model = Model::load(model_path).expect("model");
     let width = model.num_features();
     let base = load_rows(&model, rows_path);
-    let rows: Vec<f64> = base.iter().copied().cycle().take(row_count * width).collect();
+    let rows: Vec<f64> = base
+        .iter()
+        .copied()
+        .cycle()
+        .take(row_count * width)
+        .collect();
     let trees = model.info().trees as f64;
     let mut scratch = Scratch::new();
     let mut out = vec![0.0; row_count];

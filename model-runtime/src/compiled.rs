@@ -243,7 +243,10 @@ impl Forest {
                 left,
                 right,
             } => {
-                let children = [(base + position[*left]) as u32, (base + position[*right]) as u32];
+                let children = [
+                    (base + position[*left]) as u32,
+                    (base + position[*right]) as u32,
+                ];
                 match test {
                     Test::Numeric(numeric) => Node {
                         value: numeric.threshold,
@@ -277,7 +280,11 @@ impl Forest {
     }
 
     pub(crate) fn depth_max(&self) -> usize {
-        self.trees.iter().map(|t| t.depth as usize).max().unwrap_or(0)
+        self.trees
+            .iter()
+            .map(|t| t.depth as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     pub(crate) fn node_count(&self) -> usize {
@@ -302,7 +309,13 @@ impl Forest {
 
     /// Copies `count` rows into `features` (stride `width`), normalised as the source library
     /// sees them.
-    fn load_block<T: FeatureValue>(&self, block: &[T], n_features: usize, count: usize, features: &mut [f64]) {
+    fn load_block<T: FeatureValue>(
+        &self,
+        block: &[T],
+        n_features: usize,
+        count: usize,
+        features: &mut [f64],
+    ) {
         let width = self.width;
         for r in 0..count {
             let source = &block[r * n_features..(r + 1) * n_features];
@@ -341,7 +354,11 @@ impl Forest {
             self.add_leaves(lanes, sums);
         }
         for (o, s) in out.iter_mut().zip(sums.iter()) {
-            *o = if self.average_divisor == 1.0 { *s } else { *s / self.average_divisor };
+            *o = if self.average_divisor == 1.0 {
+                *s
+            } else {
+                *s / self.average_divisor
+            };
         }
     }
 
@@ -373,8 +390,11 @@ impl Forest {
             tree_lanes.fill(tree.root);
         }
         let width = self.width;
-        assert!(features.len() >= rows * width, "scratch block smaller than its rows");
-        if rows % REGISTER_LANES == 0 {
+        assert!(
+            features.len() >= rows * width,
+            "scratch block smaller than its rows"
+        );
+        if rows.is_multiple_of(REGISTER_LANES) {
             // Full blocks: 8 rows of one tree at a time, cursors in registers.
             for (tree, tree_lanes) in trees.iter().zip(lanes.chunks_mut(rows)) {
                 for (chunk, cursors) in tree_lanes.chunks_exact_mut(REGISTER_LANES).enumerate() {
@@ -392,7 +412,13 @@ impl Forest {
             {
                 if let Ok(cursors) = <&mut [u32; REGISTER_LANES]>::try_from(&mut *cursors) {
                     let depth = group.iter().map(|t| t.depth).max().unwrap_or(0);
-                    walk_registers::<CATEGORICAL>(fast, cursors, [0; REGISTER_LANES], depth, features);
+                    walk_registers::<CATEGORICAL>(
+                        fast,
+                        cursors,
+                        [0; REGISTER_LANES],
+                        depth,
+                        features,
+                    );
                     continue;
                 }
                 for (tree, cursor) in group.iter().zip(cursors.iter_mut()) {
@@ -414,7 +440,11 @@ impl Forest {
 
     /// Which kernel scores this model: `"fast"` or `"general"`.
     pub(crate) fn kernel(&self) -> &'static str {
-        if self.fast.is_some() { "fast" } else { "general" }
+        if self.fast.is_some() {
+            "fast"
+        } else {
+            "general"
+        }
     }
 
     fn walk_group_of<const CATEGORICAL: bool>(
@@ -429,7 +459,10 @@ impl Forest {
             tree_lanes.fill(tree.root);
         }
         let width = self.width;
-        assert!(features.len() >= rows * width, "scratch block smaller than its rows");
+        assert!(
+            features.len() >= rows * width,
+            "scratch block smaller than its rows"
+        );
         for _ in 0..depth {
             for tree_lanes in lanes.chunks_mut(rows) {
                 for (r, cursor) in tree_lanes.iter_mut().enumerate() {
@@ -482,7 +515,11 @@ impl Forest {
         let category = v as i32;
         let word = (category as u32) >> 5;
         let valid = !v.is_nan() & (category >= 0) & (word < node.category_len);
-        let index = if valid { node.category_offset + word } else { 0 };
+        let index = if valid {
+            node.category_offset + word
+        } else {
+            0
+        };
         debug_assert!((index as usize) < self.category_words.len());
         // SAFETY: word 0 exists, and a valid probe is inside the node's range, which
         // `check_invariants` proved lies within category_words.

@@ -89,7 +89,10 @@ fn plan_features(trees: &[TreeSpec], width: usize) -> Option<Vec<FeaturePlan>> {
         .iter()
         .map(|u| match (u.numeric, u.categorical) {
             (true, true) => None,
-            (false, true) => u32::try_from(u.words).ok().filter(|&w| w < (1 << 20)).map(|words| FeaturePlan::Category { words }),
+            (false, true) => u32::try_from(u.words)
+                .ok()
+                .filter(|&w| w < (1 << 20))
+                .map(|words| FeaturePlan::Category { words }),
             _ if u.zero_missing && u.zero_differs => None,
             _ if u.zero_missing => Some(FeaturePlan::ZeroAsNan),
             _ => Some(FeaturePlan::Plain),
@@ -142,18 +145,41 @@ impl FastForest {
 
     fn node(&mut self, spec: &SpecNode, root: u32, k: usize, position: &[usize]) -> FastNode {
         let me = root + k as u32;
-        let SpecNode::Split { feature, test, left, right } = spec else {
+        let SpecNode::Split {
+            feature,
+            test,
+            left,
+            right,
+        } = spec
+        else {
             let value = match spec {
                 SpecNode::Leaf { value } => *value,
                 SpecNode::Split { .. } => 0.0,
             };
-            return FastNode { threshold: value, feature: 0, flags: 0, children: [me, me], category_offset: 0, _pad: 0 };
+            return FastNode {
+                threshold: value,
+                feature: 0,
+                flags: 0,
+                children: [me, me],
+                category_offset: 0,
+                _pad: 0,
+            };
         };
-        let (left, right) = (root + position[*left] as u32, root + position[*right] as u32);
+        let (left, right) = (
+            root + position[*left] as u32,
+            root + position[*right] as u32,
+        );
         match test {
             Test::Numeric(numeric) => {
                 let (threshold, flags, children) = fold_missing(numeric, left, right);
-                FastNode { threshold, feature: *feature, flags, children, category_offset: 0, _pad: 0 }
+                FastNode {
+                    threshold,
+                    feature: *feature,
+                    flags,
+                    children,
+                    category_offset: 0,
+                    _pad: 0,
+                }
             }
             Test::Category(category) => {
                 let words = match self.plans[*feature as usize] {
@@ -197,20 +223,29 @@ impl FastForest {
     pub(crate) fn check_invariants(&self, width: usize) {
         assert_eq!(self.plans.len(), width);
         for node in &self.nodes {
-            assert!(node.children.iter().all(|&c| (c as usize) < self.nodes.len()));
+            assert!(
+                node.children
+                    .iter()
+                    .all(|&c| (c as usize) < self.nodes.len())
+            );
             assert!((node.feature as usize) < width);
             if node.flags & CATEGORY != 0 {
                 let FeaturePlan::Category { words } = self.plans[node.feature as usize] else {
                     panic!("categorical node on a non-categorical feature");
                 };
-                assert!(node.category_offset as usize + words as usize + 1 <= self.words.len());
+                assert!(node.category_offset as usize + (words as usize) < self.words.len());
             }
         }
     }
 
     /// One step: the child of node `at` for the encoded row at `features[row_start..]`.
     #[inline(always)]
-    pub(crate) fn step<const CATEGORICAL: bool>(&self, at: u32, features: &[f64], row_start: usize) -> u32 {
+    pub(crate) fn step<const CATEGORICAL: bool>(
+        &self,
+        at: u32,
+        features: &[f64],
+        row_start: usize,
+    ) -> u32 {
         debug_assert!((at as usize) < self.nodes.len());
         // SAFETY: `at` is a root or a child index, all < nodes.len() (`check_invariants`).
         let node = unsafe { self.nodes.get_unchecked(at as usize) };

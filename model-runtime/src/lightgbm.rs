@@ -150,14 +150,22 @@ fn parse_objective(header: &Section) -> Result<Objective, LoadError> {
                         header.malformed(line, format!("bad sigmoid parameter {s:?}"))
                     })?;
                 }
-                _ => return Err(unsupported(header.file, format!("objective option {option}"))),
+                _ => {
+                    return Err(unsupported(
+                        header.file,
+                        format!("objective option {option}"),
+                    ));
+                }
             }
         }
         return Ok(Objective::LightGbmBinary { sigmoid });
     }
     if regression.contains(&name) {
         if let Some(option) = options.first() {
-            return Err(unsupported(header.file, format!("objective={name} {option}")));
+            return Err(unsupported(
+                header.file,
+                format!("objective={name} {option}"),
+            ));
         }
         return Ok(Objective::LightGbmRegression);
     }
@@ -166,10 +174,11 @@ fn parse_objective(header: &Section) -> Result<Objective, LoadError> {
 
 fn check_header(header: &Section) -> Result<(), LoadError> {
     let file = header.file;
-    if let Some((_, version)) = header.get("version") {
-        if version != "v3" && version != "v4" {
-            return Err(unsupported(file, format!("version={version}")));
-        }
+    if let Some((_, version)) = header.get("version")
+        && version != "v3"
+        && version != "v4"
+    {
+        return Err(unsupported(file, format!("version={version}")));
     }
     let num_class: usize = header.number("num_class")?;
     if num_class != 1 {

@@ -80,7 +80,10 @@ impl Model {
         let path = path.as_ref();
         let bytes = read_file(path)?;
         let file = path.display().to_string();
-        let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
         match bytes.get(start) {
             Some(b'{') => Self::from_xgboost_json(&file, &bytes),
             _ if bytes.starts_with(b"tree") => Self::from_lightgbm_str(&file, utf8(&file, &bytes)?),
@@ -143,7 +146,7 @@ impl Model {
                 needed: self.num_features().max(1),
             });
         }
-        if n_features > 0 && rows.len() % n_features != 0 {
+        if n_features > 0 && !rows.len().is_multiple_of(n_features) {
             return Err(ScoreError::RaggedRows {
                 values: rows.len(),
                 n_features,

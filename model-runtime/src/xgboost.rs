@@ -8,7 +8,9 @@
 use serde::Deserialize;
 
 use crate::error::LoadError;
-use crate::spec::{Accumulate, InputRule, ModelSpec, NumericTest, Objective, SpecNode, Test, TreeSpec};
+use crate::spec::{
+    Accumulate, InputRule, ModelSpec, NumericTest, Objective, SpecNode, Test, TreeSpec,
+};
 
 /// Bound on nodes per tree (a depth-30 complete tree); larger trees are refused as corrupt.
 const NODES_PER_TREE_MAX: usize = 1 << 31;
@@ -117,12 +119,18 @@ fn parse_count(file: &str, key: &str, value: &str) -> Result<usize, LoadError> {
 fn parse_base_score(file: &str, value: &str) -> Result<f32, LoadError> {
     let inner = value.trim().trim_start_matches('[').trim_end_matches(']');
     if inner.contains(',') {
-        return Err(unsupported(file, format!("base_score={value} (multi-target)")));
+        return Err(unsupported(
+            file,
+            format!("base_score={value} (multi-target)"),
+        ));
     }
-    inner
-        .trim()
-        .parse()
-        .map_err(|_| malformed(file, "learner_model_param.base_score", format!("bad number {value:?}")))
+    inner.trim().parse().map_err(|_| {
+        malformed(
+            file,
+            "learner_model_param.base_score",
+            format!("bad number {value:?}"),
+        )
+    })
 }
 
 /// Parses XGBoost JSON. `file` names the source in error messages.
@@ -130,7 +138,11 @@ pub(crate) fn parse(file: &str, text: &[u8]) -> Result<ModelSpec, LoadError> {
     let mut deserializer = sonic_rs::Deserializer::from_slice(text);
     let root: Root = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        malformed(file, format!("key `{path}`"), error.into_inner().to_string())
+        malformed(
+            file,
+            format!("key `{path}`"),
+            error.into_inner().to_string(),
+        )
     })?;
     let learner = root.learner;
     check_learner(file, &learner)?;
@@ -185,15 +197,21 @@ fn check_learner(file: &str, learner: &Learner) -> Result<(), LoadError> {
         return Err(unsupported(file, format!("booster {booster}")));
     }
     let param = &learner.learner_model_param;
-    if let Some(classes) = &param.num_class {
-        if parse_count(file, "learner_model_param.num_class", classes)? > 1 {
-            return Err(unsupported(file, format!("num_class={classes} (multiclass)")));
-        }
+    if let Some(classes) = &param.num_class
+        && parse_count(file, "learner_model_param.num_class", classes)? > 1
+    {
+        return Err(unsupported(
+            file,
+            format!("num_class={classes} (multiclass)"),
+        ));
     }
-    if let Some(targets) = &param.num_target {
-        if parse_count(file, "learner_model_param.num_target", targets)? > 1 {
-            return Err(unsupported(file, format!("num_target={targets} (multi-target)")));
-        }
+    if let Some(targets) = &param.num_target
+        && parse_count(file, "learner_model_param.num_target", targets)? > 1
+    {
+        return Err(unsupported(
+            file,
+            format!("num_target={targets} (multi-target)"),
+        ));
     }
     Ok(())
 }
@@ -231,13 +249,19 @@ fn convert_tree(
     feature_count: usize,
 ) -> Result<TreeSpec, LoadError> {
     let location = format!("learner.gradient_booster.model.trees[{index}]");
-    if let Some(size) = &tree.tree_param.size_leaf_vector {
-        if parse_count(file, &location, size)? > 1 {
-            return Err(unsupported(file, format!("trees[{index}]: vector leaves (multi-target)")));
-        }
+    if let Some(size) = &tree.tree_param.size_leaf_vector
+        && parse_count(file, &location, size)? > 1
+    {
+        return Err(unsupported(
+            file,
+            format!("trees[{index}]: vector leaves (multi-target)"),
+        ));
     }
     if tree.split_type.iter().any(|&kind| kind != 0) {
-        return Err(unsupported(file, format!("trees[{index}]: categorical splits (split_type=1)")));
+        return Err(unsupported(
+            file,
+            format!("trees[{index}]: categorical splits (split_type=1)"),
+        ));
     }
     let count = parse_count(file, &location, &tree.tree_param.num_nodes)?;
     let lengths = [
@@ -272,18 +296,30 @@ fn convert_node(
         return Ok(SpecNode::Leaf { value });
     }
     let count = tree.left_children.len();
-    let child = |raw: i64| usize::try_from(raw).ok().filter(|&c| c < count && c != node);
+    let child = |raw: i64| {
+        usize::try_from(raw)
+            .ok()
+            .filter(|&c| c < count && c != node)
+    };
     let (Some(left), Some(right)) = (
         child(tree.left_children[node]),
         child(tree.right_children[node]),
     ) else {
-        return Err(malformed(file, format!("{location}: node {node}"), "child index out of range"));
+        return Err(malformed(
+            file,
+            format!("{location}: node {node}"),
+            "child index out of range",
+        ));
     };
     let feature = usize::try_from(tree.split_indices[node])
         .ok()
         .filter(|&f| f < feature_count)
         .ok_or_else(|| {
-            malformed(file, format!("{location}: node {node}"), "split index out of range")
+            malformed(
+                file,
+                format!("{location}: node {node}"),
+                "split index out of range",
+            )
         })?;
     Ok(SpecNode::Split {
         feature: feature as u32,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use model_runtime::{LoadError, Model, ScoreError, Scratch};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn read(name: &str) -> String {
@@ -33,7 +35,10 @@ fn truncated_lightgbm_text_is_refused_at_every_cut() {
 fn truncated_xgboost_json_is_refused_at_every_cut() {
     let json = read("criteo_xgb.json");
     for cut in (0..json.len() - 1).step_by(1009) {
-        let message = error_text(Model::from_xgboost_json("cut.json", &json.as_bytes()[..cut]));
+        let message = error_text(Model::from_xgboost_json(
+            "cut.json",
+            &json.as_bytes()[..cut],
+        ));
         assert!(message.starts_with("cut.json: "), "{message}");
     }
 }
@@ -64,7 +69,11 @@ fn corrupted_bytes_never_panic() {
 fn a_bad_number_names_its_line() {
     let text = read("criteo_lgb.txt").replacen("leaf_value=", "leaf_value=abc ", 1);
     let message = error_text(Model::from_lightgbm_str("m.txt", &text));
-    let line = text.lines().position(|l| l.starts_with("leaf_value=abc")).expect("line") + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("leaf_value=abc"))
+        .expect("line")
+        + 1;
     assert!(message.contains(&format!("line {line}")), "{message}");
     assert!(message.contains("leaf_value"), "{message}");
 }
@@ -76,7 +85,12 @@ fn child_pointers_that_do_not_form_a_tree_are_refused() {
     let end = start + text[start..].find('\n').expect("eol");
     let mut children: Vec<String> = text[start + 11..end].split(' ').map(String::from).collect();
     children[1] = "0".to_string(); // a cycle back to the root
-    let broken = format!("{}left_child={}{}", &text[..start], children.join(" "), &text[end..]);
+    let broken = format!(
+        "{}left_child={}{}",
+        &text[..start],
+        children.join(" "),
+        &text[end..]
+    );
     let message = error_text(Model::from_lightgbm_str("m.txt", &broken));
     assert!(message.contains("tree 0"), "{message}");
 }
@@ -87,14 +101,28 @@ fn unsupported_lightgbm_features_are_named() {
     let cases = [
         ("is_linear=0", "is_linear=1", "linear_tree"),
         ("num_class=1", "num_class=3", "num_class=3"),
-        ("objective=binary sigmoid:1", "objective=poisson", "objective=poisson"),
-        ("objective=binary sigmoid:1", "objective=lambdarank", "objective=lambdarank"),
+        (
+            "objective=binary sigmoid:1",
+            "objective=poisson",
+            "objective=poisson",
+        ),
+        (
+            "objective=binary sigmoid:1",
+            "objective=lambdarank",
+            "objective=lambdarank",
+        ),
         ("version=v4", "version=v2", "version=v2"),
     ];
     for (from, to, named) in cases {
-        let message = error_text(Model::from_lightgbm_str("model.txt", &text.replacen(from, to, 1)));
+        let message = error_text(Model::from_lightgbm_str(
+            "model.txt",
+            &text.replacen(from, to, 1),
+        ));
         assert!(message.starts_with("model.txt: "), "{message}");
-        assert!(message.contains(named) && message.contains("not supported"), "{message}");
+        assert!(
+            message.contains(named) && message.contains("not supported"),
+            "{message}"
+        );
     }
 }
 
@@ -103,21 +131,33 @@ fn unsupported_xgboost_features_are_named() {
     let json = read("criteo_xgb.json");
     let cases = [
         (r#""name":"gbtree""#, r#""name":"dart""#, "booster dart"),
-        (r#""name":"binary:logistic""#, r#""name":"multi:softprob""#, "multi:softprob"),
+        (
+            r#""name":"binary:logistic""#,
+            r#""name":"multi:softprob""#,
+            "multi:softprob",
+        ),
         (r#""num_class":"0""#, r#""num_class":"3""#, "num_class=3"),
-        (r#""split_type":[0,"#, r#""split_type":[1,"#, "categorical splits"),
+        (
+            r#""split_type":[0,"#,
+            r#""split_type":[1,"#,
+            "categorical splits",
+        ),
     ];
     for (from, to, named) in cases {
         assert!(json.contains(from), "fixture lacks {from}");
         let changed = json.replacen(from, to, 1);
         let message = error_text(Model::from_xgboost_json("m.json", changed.as_bytes()));
-        assert!(message.contains(named) && message.contains("not supported"), "{message}");
+        assert!(
+            message.contains(named) && message.contains("not supported"),
+            "{message}"
+        );
     }
 }
 
 #[test]
 fn xgboost_errors_name_the_key() {
-    let json = read("criteo_xgb.json").replacen(r#""left_children":["#, r#""left_children":["x","#, 1);
+    let json =
+        read("criteo_xgb.json").replacen(r#""left_children":["#, r#""left_children":["x","#, 1);
     let message = error_text(Model::from_xgboost_json("m.json", json.as_bytes()));
     assert!(message.contains("left_children"), "{message}");
 }
@@ -128,8 +168,14 @@ fn unknown_and_missing_files_are_reported() {
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("junk.bin");
     std::fs::write(&path, b"\x00\x01junk").expect("write");
-    assert!(matches!(Model::load(&path), Err(LoadError::UnknownFormat { .. })));
-    assert!(matches!(Model::load(dir.join("absent")), Err(LoadError::Io { .. })));
+    assert!(matches!(
+        Model::load(&path),
+        Err(LoadError::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        Model::load(dir.join("absent")),
+        Err(LoadError::Io { .. })
+    ));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
@@ -142,18 +188,27 @@ fn shapes_that_do_not_fit_are_errors() {
     let mut out = vec![0.0; 3];
     assert_eq!(
         model.predict_batch(&rows, width - 1, &mut scratch, &mut out),
-        Err(ScoreError::TooFewFeatures { given: width - 1, needed: width })
+        Err(ScoreError::TooFewFeatures {
+            given: width - 1,
+            needed: width
+        })
     );
     assert_eq!(
         model.predict_batch(&rows[1..], width, &mut scratch, &mut out),
-        Err(ScoreError::RaggedRows { values: width * 3 - 1, n_features: width })
+        Err(ScoreError::RaggedRows {
+            values: width * 3 - 1,
+            n_features: width
+        })
     );
     assert_eq!(
         model.predict_batch(&rows, width, &mut scratch, &mut out[..2]),
         Err(ScoreError::OutputLength { out: 2, rows: 3 })
     );
     let mut empty: [f64; 0] = [];
-    assert_eq!(model.predict_batch(&[] as &[f64], width, &mut scratch, &mut empty), Ok(()));
+    assert_eq!(
+        model.predict_batch(&[] as &[f64], width, &mut scratch, &mut empty),
+        Ok(())
+    );
 }
 
 #[test]
@@ -168,8 +223,12 @@ fn extra_columns_are_ignored() {
         wide.extend_from_slice(&[f64::NAN, 7.0]);
     }
     let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
-    model.predict_raw_batch(&narrow, width, &mut scratch, &mut a).expect("narrow");
-    model.predict_raw_batch(&wide, width + 2, &mut scratch, &mut b).expect("wide");
+    model
+        .predict_raw_batch(&narrow, width, &mut scratch, &mut a)
+        .expect("narrow");
+    model
+        .predict_raw_batch(&wide, width + 2, &mut scratch, &mut b)
+        .expect("wide");
     assert_eq!(a, b);
 }
 
@@ -177,7 +236,10 @@ fn extra_columns_are_ignored() {
 fn info_describes_the_model() {
     let model = Model::load(fixture("avazu_lgb.txt")).expect("model");
     let info = model.info();
-    assert_eq!((info.format, info.trees, info.features), ("lightgbm", 100, 18));
+    assert_eq!(
+        (info.format, info.trees, info.features),
+        ("lightgbm", 100, 18)
+    );
     assert!(info.depth_max >= 1 && info.depth_max <= 6, "{info:?}");
     assert_eq!(model.feature_names()[0], "C1");
     let xgb = Model::load(fixture("avazu_xgb.json")).expect("xgb");

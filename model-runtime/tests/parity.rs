@@ -8,7 +8,9 @@ use model_runtime::{Model, Scratch};
 const TOLERANCE: f64 = 1e-6;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Rows of a fixture CSV, columns reordered to the model's feature order (empty = NaN).
@@ -19,7 +21,12 @@ fn load_rows(model: &Model, name: &str) -> (Vec<f64>, usize) {
     let columns: Vec<usize> = model
         .feature_names()
         .iter()
-        .map(|f| header.iter().position(|h| h == f).expect("feature in header"))
+        .map(|f| {
+            header
+                .iter()
+                .position(|h| h == f)
+                .expect("feature in header")
+        })
         .collect();
     let mut rows = Vec::new();
     let mut count = 0;
@@ -27,7 +34,11 @@ fn load_rows(model: &Model, name: &str) -> (Vec<f64>, usize) {
         let cells: Vec<&str> = line.split(',').collect();
         for &c in &columns {
             let cell = cells[c];
-            rows.push(if cell.is_empty() { f64::NAN } else { cell.parse().expect("number") });
+            rows.push(if cell.is_empty() {
+                f64::NAN
+            } else {
+                cell.parse().expect("number")
+            });
         }
         count += 1;
     }
@@ -54,8 +65,12 @@ fn assert_parity(model_file: &str, rows_file: &str, expected_file: &str) {
     let mut scratch = Scratch::new();
     let mut raw = vec![0.0; count];
     let mut prob = vec![0.0; count];
-    model.predict_raw_batch(&rows, width, &mut scratch, &mut raw).expect("raw");
-    model.predict_batch(&rows, width, &mut scratch, &mut prob).expect("prob");
+    model
+        .predict_raw_batch(&rows, width, &mut scratch, &mut raw)
+        .expect("raw");
+    model
+        .predict_batch(&rows, width, &mut scratch, &mut prob)
+        .expect("prob");
     let mut worst = 0.0f64;
     for (i, (&(want_prob, want_raw), (&got_prob, &got_raw))) in
         expected.iter().zip(prob.iter().zip(&raw)).enumerate()
@@ -75,8 +90,14 @@ fn assert_parity(model_file: &str, rows_file: &str, expected_file: &str) {
     // Row by row (batch size 1) must agree with the batch.
     let mut one = [0.0];
     for (i, row) in rows.chunks(width).enumerate().step_by(7) {
-        model.predict_raw_batch(row, width, &mut scratch, &mut one).expect("one row");
-        assert_eq!(one[0].to_bits(), raw[i].to_bits(), "{model_file} row {i}: single vs batch");
+        model
+            .predict_raw_batch(row, width, &mut scratch, &mut one)
+            .expect("one row");
+        assert_eq!(
+            one[0].to_bits(),
+            raw[i].to_bits(),
+            "{model_file} row {i}: single vs batch"
+        );
     }
 }
 
@@ -87,12 +108,20 @@ fn lightgbm_avazu_binary_with_categorical_splits() {
 
 #[test]
 fn lightgbm_criteo_binary_with_nan_missing() {
-    assert_parity("criteo_lgb.txt", "criteo_rows.csv", "criteo_lgb_expected.csv");
+    assert_parity(
+        "criteo_lgb.txt",
+        "criteo_rows.csv",
+        "criteo_lgb_expected.csv",
+    );
 }
 
 #[test]
 fn lightgbm_criteo_regression_with_zero_missing() {
-    assert_parity("criteo_lgb_reg.txt", "criteo_rows.csv", "criteo_lgb_reg_expected.csv");
+    assert_parity(
+        "criteo_lgb_reg.txt",
+        "criteo_rows.csv",
+        "criteo_lgb_reg_expected.csv",
+    );
 }
 
 #[test]
@@ -102,7 +131,11 @@ fn xgboost_avazu_binary_logistic() {
 
 #[test]
 fn xgboost_criteo_binary_logistic_with_missing() {
-    assert_parity("criteo_xgb.json", "criteo_rows.csv", "criteo_xgb_expected.csv");
+    assert_parity(
+        "criteo_xgb.json",
+        "criteo_rows.csv",
+        "criteo_xgb_expected.csv",
+    );
 }
 
 #[test]
@@ -113,7 +146,11 @@ fn f32_rows_score_like_f64_rows_for_xgboost() {
     let width = model.num_features();
     let mut scratch = Scratch::new();
     let (mut a, mut b) = (vec![0.0; count], vec![0.0; count]);
-    model.predict_batch(&rows, width, &mut scratch, &mut a).expect("f64");
-    model.predict_batch(&rows32, width, &mut scratch, &mut b).expect("f32");
+    model
+        .predict_batch(&rows, width, &mut scratch, &mut a)
+        .expect("f64");
+    model
+        .predict_batch(&rows32, width, &mut scratch, &mut b)
+        .expect("f32");
     assert_eq!(a, b);
 }

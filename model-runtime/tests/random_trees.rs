@@ -67,7 +67,9 @@ fn random_styles(rng: &mut StdRng) -> Styles {
     if rng.random_bool(0.5) {
         return None;
     }
-    Some(std::array::from_fn(|_| (rng.random_bool(0.3), rng.random_range(0..3u32))))
+    Some(std::array::from_fn(|_| {
+        (rng.random_bool(0.3), rng.random_range(0..3u32))
+    }))
 }
 
 fn random_lgb_tree(rng: &mut StdRng, styles: Styles) -> LgbTree {
@@ -107,20 +109,28 @@ fn random_lgb_tree(rng: &mut StdRng, styles: Styles) -> LgbTree {
         let default_left = u32::from(rng.random_bool(0.5));
         if categorical {
             let words = rng.random_range(1..=3);
-            tree.cat_words.extend((0..words).map(|_| rng.random::<u32>()));
+            tree.cat_words
+                .extend((0..words).map(|_| rng.random::<u32>()));
             tree.threshold.push((tree.cat_boundaries.len() - 1) as f64);
             tree.cat_boundaries.push(tree.cat_words.len());
-            tree.decision_type.push(1 | (default_left << 1) | (missing_type << 2));
+            tree.decision_type
+                .push(1 | (default_left << 1) | (missing_type << 2));
         } else {
-            tree.threshold.push(THRESHOLDS[rng.random_range(0..THRESHOLDS.len())]);
-            tree.decision_type.push((default_left << 1) | (missing_type << 2));
+            tree.threshold
+                .push(THRESHOLDS[rng.random_range(0..THRESHOLDS.len())]);
+            tree.decision_type
+                .push((default_left << 1) | (missing_type << 2));
         }
     }
     tree
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn lgb_text(trees: &[LgbTree]) -> String {
@@ -133,12 +143,19 @@ fn lgb_text(trees: &[LgbTree]) -> String {
     );
     for (i, t) in trees.iter().enumerate() {
         let num_cat = t.cat_boundaries.len() - 1;
-        text += &format!("Tree={i}\nnum_leaves={}\nnum_cat={num_cat}\n", t.leaf_values.len());
+        text += &format!(
+            "Tree={i}\nnum_leaves={}\nnum_cat={num_cat}\n",
+            t.leaf_values.len()
+        );
         text += &format!("split_feature={}\n", join(&t.split_feature));
         let thresholds: Vec<String> = t.threshold.iter().map(|v| format!("{v:e}")).collect();
         text += &format!("threshold={}\n", thresholds.join(" "));
         text += &format!("decision_type={}\n", join(&t.decision_type));
-        text += &format!("left_child={}\nright_child={}\n", join(&t.left), join(&t.right));
+        text += &format!(
+            "left_child={}\nright_child={}\n",
+            join(&t.left),
+            join(&t.right)
+        );
         let leaves: Vec<String> = t.leaf_values.iter().map(|v| format!("{v:e}")).collect();
         text += &format!("leaf_value={}\n", leaves.join(" "));
         if num_cat > 0 {
@@ -159,9 +176,17 @@ fn numerical_decision(t: &LgbTree, node: usize, mut fval: f64) -> i64 {
     }
     let is_zero = (-K_ZERO_THRESHOLD..=K_ZERO_THRESHOLD).contains(&fval);
     if (missing_type == 1 && is_zero) || (missing_type == 2 && fval.is_nan()) {
-        return if default_left { t.left[node] } else { t.right[node] };
+        return if default_left {
+            t.left[node]
+        } else {
+            t.right[node]
+        };
     }
-    if fval <= t.threshold[node] { t.left[node] } else { t.right[node] }
+    if fval <= t.threshold[node] {
+        t.left[node]
+    } else {
+        t.right[node]
+    }
 }
 
 /// LightGBM `Tree::CategoricalDecision` with `Common::FindInBitset`, literally
@@ -192,7 +217,13 @@ fn lgb_reference(trees: &[LgbTree], row: &[f64]) -> f64 {
     // The predictor keeps only |v| > kZeroThreshold or NaN; the rest read as 0.0.
     let row: Vec<f64> = row
         .iter()
-        .map(|&v| if v.abs() > K_ZERO_THRESHOLD || v.is_nan() { v } else { 0.0 })
+        .map(|&v| {
+            if v.abs() > K_ZERO_THRESHOLD || v.is_nan() {
+                v
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut sum = 0.0;
     for t in trees {
@@ -234,8 +265,9 @@ fn random_lightgbm_forests_match_the_reference_walk() {
     let mut kernels = std::collections::BTreeSet::new();
     for round in 0..80 {
         let styles = random_styles(&mut rng);
-        let trees: Vec<LgbTree> =
-            (0..rng.random_range(1..40)).map(|_| random_lgb_tree(&mut rng, styles)).collect();
+        let trees: Vec<LgbTree> = (0..rng.random_range(1..40))
+            .map(|_| random_lgb_tree(&mut rng, styles))
+            .collect();
         let text = lgb_text(&trees);
         let model = Model::from_lightgbm_str("random.txt", &text).expect("random model loads");
         kernels.insert(model.info().kernel);
@@ -243,8 +275,12 @@ fn random_lightgbm_forests_match_the_reference_walk() {
         let rows = random_rows(&mut rng, count);
         let mut raw = vec![0.0; count];
         let mut prob = vec![0.0; count];
-        model.predict_raw_batch(&rows, FEATURES, &mut scratch, &mut raw).expect("raw");
-        model.predict_batch(&rows, FEATURES, &mut scratch, &mut prob).expect("prob");
+        model
+            .predict_raw_batch(&rows, FEATURES, &mut scratch, &mut raw)
+            .expect("raw");
+        model
+            .predict_batch(&rows, FEATURES, &mut scratch, &mut prob)
+            .expect("prob");
         for (i, row) in rows.chunks(FEATURES).enumerate() {
             let want = lgb_reference(&trees, row);
             assert!(
@@ -253,10 +289,17 @@ fn random_lightgbm_forests_match_the_reference_walk() {
                 raw[i]
             );
             let want_prob = 1.0 / (1.0 + (-0.7 * want).exp());
-            assert!((prob[i] - want_prob).abs() <= 1e-12, "round {round} row {i}: prob");
+            assert!(
+                (prob[i] - want_prob).abs() <= 1e-12,
+                "round {round} row {i}: prob"
+            );
         }
     }
-    assert_eq!(kernels.into_iter().collect::<Vec<_>>(), ["fast", "general"], "both kernels ran");
+    assert_eq!(
+        kernels.into_iter().collect::<Vec<_>>(),
+        ["fast", "general"],
+        "both kernels ran"
+    );
 }
 
 struct XgbTree {
@@ -276,7 +319,9 @@ fn random_xgb_tree(rng: &mut StdRng) -> XgbTree {
         default_left: vec![false],
     };
     for _ in 0..rng.random_range(0..20) {
-        let leaves: Vec<usize> = (0..tree.left.len()).filter(|&n| tree.left[n] == -1).collect();
+        let leaves: Vec<usize> = (0..tree.left.len())
+            .filter(|&n| tree.left[n] == -1)
+            .collect();
         let leaf = leaves[rng.random_range(0..leaves.len())];
         let (l, r) = (tree.left.len(), tree.left.len() + 1);
         tree.left[leaf] = l as i64;
@@ -344,14 +389,18 @@ fn random_xgboost_forests_match_the_reference_walk() {
     let mut rng = StdRng::seed_from_u64(0xb005);
     let mut scratch = Scratch::new();
     for round in 0..60 {
-        let trees: Vec<XgbTree> = (0..rng.random_range(1..30)).map(|_| random_xgb_tree(&mut rng)).collect();
+        let trees: Vec<XgbTree> = (0..rng.random_range(1..30))
+            .map(|_| random_xgb_tree(&mut rng))
+            .collect();
         let base_score: f32 = rng.random_range(0.05..0.95);
         let json = xgb_json(&trees, base_score);
         let model = Model::from_xgboost_json("random.json", json.as_bytes()).expect("loads");
         let count = rng.random_range(1..70);
         let rows = random_rows(&mut rng, count);
         let mut raw = vec![0.0; count];
-        model.predict_raw_batch(&rows, FEATURES, &mut scratch, &mut raw).expect("raw");
+        model
+            .predict_raw_batch(&rows, FEATURES, &mut scratch, &mut raw)
+            .expect("raw");
         for (i, row) in rows.chunks(FEATURES).enumerate() {
             let want = xgb_reference(&trees, base_score, row);
             assert_eq!(raw[i] as f32, want, "round {round} row {i} {row:?}");

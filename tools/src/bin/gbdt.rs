@@ -127,7 +127,12 @@ fn parse_row(
     Ok(())
 }
 
-fn read_line_bounded<R: BufRead>(reader: &mut R, buffer: &mut String, file: &str, line: usize) -> Result<bool> {
+fn read_line_bounded<R: BufRead>(
+    reader: &mut R,
+    buffer: &mut String,
+    file: &str,
+    line: usize,
+) -> Result<bool> {
     buffer.clear();
     let read = Read::by_ref(reader)
         .take(LINE_BYTES_MAX as u64 + 1)
@@ -143,14 +148,18 @@ fn read_line_bounded<R: BufRead>(reader: &mut R, buffer: &mut String, file: &str
 fn predict(model_path: &Path, input: &Path, raw: bool, writer: &mut impl Write) -> Result<()> {
     let model = Model::load(model_path)?;
     let file = input.display().to_string();
-    let mut reader = BufReader::new(File::open(input).with_context(|| format!("{file}: cannot open"))?);
+    let mut reader =
+        BufReader::new(File::open(input).with_context(|| format!("{file}: cannot open"))?);
     let mut text = String::new();
     if !read_line_bounded(&mut reader, &mut text, &file, 1)? {
         bail!("{file}: empty file, expected a header line");
     }
     let header_line = text.trim_end_matches(['\n', '\r']).to_string();
     let columns = map_columns(&model, &header_line, &file)?;
-    let header: Vec<String> = header_line.split(',').map(|s| s.trim().to_string()).collect();
+    let header: Vec<String> = header_line
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
     let width = model.num_features();
     let mut rows = Vec::with_capacity(BATCH_ROWS * width);
     let mut out = vec![0.0; BATCH_ROWS];
@@ -205,13 +214,22 @@ mod tests {
         let text = std::fs::read_to_string(fixture(name)).expect("expected");
         text.lines()
             .skip(1)
-            .map(|l| l.split(',').nth(column).expect("cell").parse().expect("float"))
+            .map(|l| {
+                l.split(',')
+                    .nth(column)
+                    .expect("cell")
+                    .parse()
+                    .expect("float")
+            })
             .collect()
     }
 
     #[test]
     fn predicts_every_fixture_row_like_the_library() {
-        for (model, want) in [("criteo_lgb.txt", "criteo_lgb_expected.csv"), ("criteo_xgb.json", "criteo_xgb_expected.csv")] {
+        for (model, want) in [
+            ("criteo_lgb.txt", "criteo_lgb_expected.csv"),
+            ("criteo_xgb.json", "criteo_xgb_expected.csv"),
+        ] {
             let rows = fixture("criteo_rows.csv");
             for (raw, column) in [(false, 0), (true, 1)] {
                 let got = run(model, &rows, raw).expect("predict");
@@ -246,13 +264,31 @@ mod tests {
         let bad = dir.join("bad.csv");
         let mut cells = first.clone();
         cells[2] = "1.2.3";
-        std::fs::write(&bad, format!("{}\n{}\n{}\n", header.join(","), first.join(","), cells.join(","))).expect("write");
-        let message = format!("{:#}", run("criteo_lgb.txt", &bad, false).expect_err("bad cell"));
-        assert!(message.contains("bad.csv: line 3, column \"I3\""), "{message}");
+        std::fs::write(
+            &bad,
+            format!(
+                "{}\n{}\n{}\n",
+                header.join(","),
+                first.join(","),
+                cells.join(",")
+            ),
+        )
+        .expect("write");
+        let message = format!(
+            "{:#}",
+            run("criteo_lgb.txt", &bad, false).expect_err("bad cell")
+        );
+        assert!(
+            message.contains("bad.csv: line 3, column \"I3\""),
+            "{message}"
+        );
         // A missing feature column is named.
         let short = dir.join("short.csv");
         std::fs::write(&short, "I1,I2\n1,2\n").expect("write");
-        let message = format!("{:#}", run("criteo_lgb.txt", &short, false).expect_err("missing"));
+        let message = format!(
+            "{:#}",
+            run("criteo_lgb.txt", &short, false).expect_err("missing")
+        );
         assert!(message.contains("no column named \"I3\""), "{message}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
