@@ -14,6 +14,13 @@
 //!
 //! A model that does not fit (a feature used both ways, or 0-handling that differs between
 //! splits of one feature) keeps the general kernel in `compiled.rs`.
+//!
+//! Measured (perf/gbdt, Avazu LightGBM model, 100 trees, depth 6, single thread, shared
+//! 2-core EPYC, so +-20 % noise): the general kernel with a per-node numeric/categorical
+//! branch ran ~48 ns/tree/row (the branch mispredicts), branch-free general ~35, this kernel
+//! ~17-20 with categorical splits and ~10 numeric-only (LightGBM's own predict: ~45-50).
+//! The numeric step is ~14 instructions; the categorical probe adds ~8 to every step of a
+//! model that has any categorical split.
 
 use crate::spec::{NumericTest, SpecNode, Test, TreeSpec};
 
