@@ -174,6 +174,9 @@ impl Forest {
             location: format!("tree {index}"),
             message,
         };
+        if nodes.is_empty() {
+            return Err(malformed("the tree has no nodes".to_string()));
+        }
         if self.nodes.len() + nodes.len() > NODES_MAX {
             return Err(malformed(format!("the model exceeds {NODES_MAX} nodes")));
         }

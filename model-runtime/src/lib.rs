@@ -29,6 +29,10 @@ pub use error::{LoadError, ScoreError};
 pub use model::{MODEL_FILE_BYTES_MAX, Model, ModelInfo};
 pub use spec::Objective;
 
+/// Most features a model may read (a row is at least this wide), so a corrupt count cannot
+/// drive a huge allocation.
+pub const FEATURES_MAX: usize = 1 << 20;
+
 #[cfg(test)]
 mod send_sync {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -61,7 +61,8 @@ impl<'a> Section<'a> {
     /// A space-separated list under `key` with exactly `len` entries.
     fn list<T: std::str::FromStr>(&self, key: &str, len: usize) -> Result<Vec<T>, LoadError> {
         let (line, value) = self.require(key)?;
-        let mut items = Vec::with_capacity(len);
+        // `len` comes from the file: never reserve more than the line can hold.
+        let mut items = Vec::with_capacity(len.min(value.len() / 2 + 1));
         for token in value.split_ascii_whitespace() {
             let item = token.parse().map_err(|_| {
                 self.malformed(line, format!("`{key}` holds a bad number {token:?}"))
@@ -215,7 +216,17 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<ModelSpec, LoadError> {
         .ok_or_else(|| unsupported(file, "an empty model"))?;
     check_header(header)?;
     let objective = parse_objective(header)?;
-    let feature_count = header.number::<usize>("max_feature_idx")? + 1;
+    let max_feature_idx: usize = header.number("max_feature_idx")?;
+    if max_feature_idx >= crate::FEATURES_MAX {
+        return Err(unsupported(
+            file,
+            format!(
+                "max_feature_idx={max_feature_idx} (more than {} features)",
+                crate::FEATURES_MAX
+            ),
+        ));
+    }
+    let feature_count = max_feature_idx + 1;
     let feature_names = header.list::<String>("feature_names", feature_count)?;
     let mut trees = Vec::with_capacity(tree_sections.len());
     for section in tree_sections {
@@ -363,6 +374,12 @@ impl CategoryTable {
             Some(_) => section.number("num_cat")?,
             None => 0,
         };
+        if num_cat > LEAVES_PER_TREE_MAX {
+            return Err(section.malformed(
+                section.start_line,
+                format!("num_cat={num_cat} is too large"),
+            ));
+        }
         if num_cat == 0 {
             return Ok(Self {
                 boundaries: vec![0],

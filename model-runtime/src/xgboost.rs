@@ -151,6 +151,15 @@ pub(crate) fn parse(file: &str, text: &[u8]) -> Result<ModelSpec, LoadError> {
         "learner_model_param.num_feature",
         &learner.learner_model_param.num_feature,
     )?;
+    if feature_count > crate::FEATURES_MAX {
+        return Err(unsupported(
+            file,
+            format!(
+                "num_feature={feature_count} (more than {})",
+                crate::FEATURES_MAX
+            ),
+        ));
+    }
     let objective = match learner.objective.name.as_str() {
         "binary:logistic" | "reg:logistic" => Objective::XgBoostLogistic,
         "reg:squarederror" => Objective::XgBoostSquaredError,

@@ -155,6 +155,29 @@ fn unsupported_xgboost_features_are_named() {
 }
 
 #[test]
+fn absurd_counts_are_refused_without_allocating() {
+    let text = read("criteo_lgb.txt");
+    for (from, to) in [
+        ("max_feature_idx=20", "max_feature_idx=18446744073709551615"),
+        ("max_feature_idx=20", "max_feature_idx=999999999999"),
+        ("num_leaves=", "num_leaves=99999999999999"),
+        ("num_cat=", "num_cat=99999999999999"),
+    ] {
+        assert!(text.contains(from), "fixture lacks {from}");
+        let changed = text.replacen(from, to, 1);
+        let message = error_text(Model::from_lightgbm_str("m.txt", &changed));
+        assert!(message.starts_with("m.txt: "), "{message}");
+    }
+    let json = read("criteo_xgb.json").replacen(
+        r#""num_class":"0","num_feature":"21""#,
+        r#""num_class":"0","num_feature":"99999999999""#,
+        1,
+    );
+    let message = error_text(Model::from_xgboost_json("m.json", json.as_bytes()));
+    assert!(message.contains("num_feature"), "{message}");
+}
+
+#[test]
 fn xgboost_errors_name_the_key() {
     let json =
         read("criteo_xgb.json").replacen(r#""left_children":["#, r#""left_children":["x","#, 1);
