@@ -318,7 +318,14 @@ mod tests {
 
     fn run(cat: &Catalog, ledger: &mut SubLedger, j: &AuctionJob) -> AuctionResult {
         let cfg = AuctionConfig::default();
-        run_auction(j, cat, ledger, &cfg, &mut Scratch::default(), &ShardMetrics::default())
+        run_auction(
+            j,
+            cat,
+            ledger,
+            &cfg,
+            &mut Scratch::default(),
+            &ShardMetrics::default(),
+        )
     }
 
     #[test]
@@ -326,7 +333,12 @@ mod tests {
         // Seed Part 6 example: CPC bids ranked by pCTR x CPC; here the CPM bid of $3 beats a CPC
         // bid worth 0.02 x $0.10 x 1000 = $2 eCPM.
         let cat = catalog(vec![
-            campaign(1, "direct", serde_json::json!({"model": "cpc", "bid_cpc_micros": 100_000}), 1_000_000),
+            campaign(
+                1,
+                "direct",
+                serde_json::json!({"model": "cpc", "bid_cpc_micros": 100_000}),
+                1_000_000,
+            ),
             campaign(2, "direct", cpm(3_000_000), 1_000_000),
         ]);
         let mut l = SubLedger::new(&cat, 0, 1, 0);
@@ -355,7 +367,10 @@ mod tests {
         ]);
         let mut l = SubLedger::new(&cat, 0, 1, 0);
         let ids = |r: &AuctionResult| -> Vec<(u32, bool)> {
-            r.wins.iter().map(|w| (cat.campaigns[w.campaign].spec.id, w.house)).collect()
+            r.wins
+                .iter()
+                .map(|w| (cat.campaigns[w.campaign].spec.id, w.house))
+                .collect()
         };
         assert_eq!(ids(&run(&cat, &mut l, &job(1, 0))), vec![(1, false)]);
         assert_eq!(ids(&run(&cat, &mut l, &job(1, 0))), vec![(2, false)]);
@@ -369,7 +384,10 @@ mod tests {
         let cat = catalog(vec![campaign(1, "direct", cpm(5_000_000), 5_000)]);
         let mut l = SubLedger::new(&cat, 0, 1, 0);
         assert_eq!(run(&cat, &mut l, &job(1, 0)).wins.len(), 1);
-        assert_eq!(run(&cat, &mut l, &job(1, 0)).nobid, Some(NoBidReason::BudgetExhausted));
+        assert_eq!(
+            run(&cat, &mut l, &job(1, 0)).nobid,
+            Some(NoBidReason::BudgetExhausted)
+        );
     }
 
     #[test]
@@ -380,7 +398,11 @@ mod tests {
         ]);
         let mut l = SubLedger::new(&cat, 0, 1, 0);
         let r = run(&cat, &mut l, &job(3, 0));
-        let ids: Vec<u32> = r.wins.iter().map(|w| cat.campaigns[w.campaign].spec.id).collect();
+        let ids: Vec<u32> = r
+            .wins
+            .iter()
+            .map(|w| cat.campaigns[w.campaign].spec.id)
+            .collect();
         assert_eq!(ids, vec![1, 2]);
     }
 
@@ -390,6 +412,9 @@ mod tests {
         let mut l = SubLedger::new(&cat, 0, 1, 0);
         let mut j = job(1, 0);
         j.tmax_ms = 0;
-        assert_eq!(run(&cat, &mut l, &j).nobid, Some(NoBidReason::DeadlineExceeded));
+        assert_eq!(
+            run(&cat, &mut l, &j).nobid,
+            Some(NoBidReason::DeadlineExceeded)
+        );
     }
 }

@@ -232,13 +232,12 @@ impl Catalog {
     /// Parses and checks catalog JSON; `file` names the source in errors.
     pub fn from_slice(file: &str, bytes: &[u8]) -> Result<Catalog, CatalogError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let parsed: CatalogFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            CatalogError::Parse {
+        let parsed: CatalogFile =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| CatalogError::Parse {
                 file: file.to_string(),
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
-            }
-        })?;
+            })?;
         compile(file, parsed)
     }
 
@@ -391,8 +390,12 @@ fn compile_campaign(
             format!("{:?} is not a YYYY-MM-DD date", c.start_date),
         )
     })?;
-    let end_day = parse_date(&c.end_date)
-        .ok_or_else(|| err("end_date", format!("{:?} is not a YYYY-MM-DD date", c.end_date)))?;
+    let end_day = parse_date(&c.end_date).ok_or_else(|| {
+        err(
+            "end_date",
+            format!("{:?} is not a YYYY-MM-DD date", c.end_date),
+        )
+    })?;
     if end_day < start_day {
         return Err(err("end_date", "is before start_date".into()));
     }
@@ -427,10 +430,7 @@ fn check_pricing(
         Pricing::Cpc { bid_cpc_micros } => bid_cpc_micros,
     };
     if !is_house && price == 0 {
-        return Err(err(
-            "pricing",
-            "a paid campaign needs a price > 0".into(),
-        ));
+        return Err(err("pricing", "a paid campaign needs a price > 0".into()));
     }
     if !is_house && c.budget_daily_micros == 0 {
         return Err(err(
@@ -458,7 +458,10 @@ fn resolve_creatives(
     err: &dyn Fn(&'static str, String) -> CatalogError,
 ) -> Result<Vec<usize>, CatalogError> {
     if c.creative_ids.is_empty() {
-        return Err(err("creative_ids", "must list at least one creative".into()));
+        return Err(err(
+            "creative_ids",
+            "must list at least one creative".into(),
+        ));
     }
     c.creative_ids
         .iter()
@@ -601,7 +604,10 @@ mod tests {
         let mut v = minimal();
         v["campaigns"][0]["budget_daily_micros"] = serde_json::json!("lots");
         let e = load(&v).unwrap_err().to_string();
-        assert!(e.starts_with("cat.json: campaigns[0].budget_daily_micros: invalid type"), "{e}");
+        assert!(
+            e.starts_with("cat.json: campaigns[0].budget_daily_micros: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -609,26 +615,50 @@ mod tests {
         let mut v = minimal();
         v["campaigns"][0]["budget"] = serde_json::json!(5);
         let e = load(&v).unwrap_err().to_string();
-        assert!(e.contains("campaigns[0]") && e.contains("unknown field `budget`"), "{e}");
+        assert!(
+            e.contains("campaigns[0]") && e.contains("unknown field `budget`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn semantic_errors_name_record_and_field() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
-            ("/campaigns/0/advertiser_id", serde_json::json!(7),
-             "cat.json: campaigns[0] (id 10): advertiser_id: advertiser 7 does not exist"),
-            ("/campaigns/0/creative_ids", serde_json::json!([5]),
-             "cat.json: campaigns[0] (id 10): creative_ids: creative 5 does not exist"),
-            ("/campaigns/0/end_date", serde_json::json!("2025-01-01"),
-             "cat.json: campaigns[0] (id 10): end_date: is before start_date"),
-            ("/campaigns/0/start_date", serde_json::json!("2026-02-30"),
-             "cat.json: campaigns[0] (id 10): start_date: \"2026-02-30\" is not a YYYY-MM-DD date"),
-            ("/campaigns/0/category", serde_json::json!("finance"),
-             "cat.json: campaigns[0] (id 10): category: \"finance\" has no entry in category_ctr_priors"),
-            ("/campaigns/0/budget_daily_micros", serde_json::json!(10_000_000u64),
-             "cat.json: campaigns[0] (id 10): budget_daily_micros: exceeds budget_lifetime_micros"),
-            ("/creatives/0/w", serde_json::json!(0),
-             "cat.json: creatives[0] (id 100): w: banner and video creatives need w and h > 0"),
+            (
+                "/campaigns/0/advertiser_id",
+                serde_json::json!(7),
+                "cat.json: campaigns[0] (id 10): advertiser_id: advertiser 7 does not exist",
+            ),
+            (
+                "/campaigns/0/creative_ids",
+                serde_json::json!([5]),
+                "cat.json: campaigns[0] (id 10): creative_ids: creative 5 does not exist",
+            ),
+            (
+                "/campaigns/0/end_date",
+                serde_json::json!("2025-01-01"),
+                "cat.json: campaigns[0] (id 10): end_date: is before start_date",
+            ),
+            (
+                "/campaigns/0/start_date",
+                serde_json::json!("2026-02-30"),
+                "cat.json: campaigns[0] (id 10): start_date: \"2026-02-30\" is not a YYYY-MM-DD date",
+            ),
+            (
+                "/campaigns/0/category",
+                serde_json::json!("finance"),
+                "cat.json: campaigns[0] (id 10): category: \"finance\" has no entry in category_ctr_priors",
+            ),
+            (
+                "/campaigns/0/budget_daily_micros",
+                serde_json::json!(10_000_000u64),
+                "cat.json: campaigns[0] (id 10): budget_daily_micros: exceeds budget_lifetime_micros",
+            ),
+            (
+                "/creatives/0/w",
+                serde_json::json!(0),
+                "cat.json: creatives[0] (id 100): w: banner and video creatives need w and h > 0",
+            ),
         ];
         for (ptr, val, want) in cases {
             let mut v = minimal();

@@ -91,6 +91,10 @@ pub struct HttpConfig {
     pub pipeline_depth_max: usize,
     /// Per-connection read buffer, in bytes.
     pub read_buffer_bytes: usize,
+    /// Open connections per shard; at the bound accepting pauses until one closes.
+    pub connections_max: usize,
+    /// After an error response, how long the client's input is drained before closing.
+    pub linger_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -104,6 +108,8 @@ impl Default for HttpConfig {
             write_timeout_ms: 5_000,
             pipeline_depth_max: 32,
             read_buffer_bytes: 16_384,
+            connections_max: 10_000,
+            linger_ms: 500,
         }
     }
 }
@@ -223,7 +229,10 @@ impl Config {
             return bad("server.stall_threshold_ms", "must be > 0");
         }
         if self.http.body_bytes_max == 0 || self.http.header_bytes_max < 64 {
-            return bad("http", "body_bytes_max must be > 0 and header_bytes_max >= 64");
+            return bad(
+                "http",
+                "body_bytes_max must be > 0 and header_bytes_max >= 64",
+            );
         }
         if self.http.read_buffer_bytes < self.http.header_bytes_max {
             return bad("http.read_buffer_bytes", "must be >= header_bytes_max");
@@ -268,6 +277,8 @@ impl Config {
             write_timeout_ms: h.write_timeout_ms,
             pipeline_depth_max: h.pipeline_depth_max,
             read_buffer_bytes: h.read_buffer_bytes,
+            connections_max: h.connections_max,
+            linger_ms: h.linger_ms,
         }
     }
 
@@ -304,8 +315,13 @@ mod tests {
 
     #[test]
     fn unknown_key_and_bad_value_are_named() {
-        let e = Config::from_toml("a.toml", "[server]\nshardz = 3\n").unwrap_err().to_string();
-        assert!(e.starts_with("a.toml: ") && e.contains("unknown field `shardz`"), "{e}");
+        let e = Config::from_toml("a.toml", "[server]\nshardz = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("a.toml: ") && e.contains("unknown field `shardz`"),
+            "{e}"
+        );
         let e = Config::from_toml("a.toml", "[server]\ndriver = \"fast\"\n").unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -70,7 +70,9 @@ struct ToolPaths {
 impl ToolPaths {
     fn locate() -> anyhow::Result<ToolPaths> {
         let exe = std::env::current_exe().context("locating the adserver binary")?;
-        let dir = exe.parent().context("adserver binary has no parent folder")?;
+        let dir = exe
+            .parent()
+            .context("adserver binary has no parent folder")?;
         let paths = ToolPaths {
             adgen: dir.join("adgen"),
             rtb_load: dir.join("rtb-load"),
@@ -99,9 +101,11 @@ fn build_tools(bin_dir: &Path) -> anyhow::Result<()> {
     let release = bin_dir.file_name().is_some_and(|n| n == "release");
     println!("demo: building the tools (adgen, rtb-load) once...");
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "tools", "--bin", "adgen", "--bin", "rtb-load"])
-        .arg("--manifest-path")
-        .arg(&manifest);
+    cmd.args([
+        "build", "-q", "-p", "tools", "--bin", "adgen", "--bin", "rtb-load",
+    ])
+    .arg("--manifest-path")
+    .arg(&manifest);
     if release {
         cmd.arg("--release");
     }
@@ -116,7 +120,10 @@ fn ensure_demo_data(tools: &ToolPaths, dir: &Path, seed: u64) -> anyhow::Result<
     if dir.join("catalog.json").exists() && dir.join("users.csv").exists() {
         return Ok(());
     }
-    println!("demo: generating demo data in {} (seed {seed})", dir.display());
+    println!(
+        "demo: generating demo data in {} (seed {seed})",
+        dir.display()
+    );
     let status = Command::new(&tools.adgen)
         .arg("--out")
         .arg(dir)
@@ -163,7 +170,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -201,13 +211,29 @@ fn outcome(s: &crate::exposition::ShardStats, name: &str) -> u64 {
 /// Prints the per-shard and total table, no-bid reasons and campaign spend.
 pub fn print_summary(stats: &Stats, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    println!("\n== adserver demo summary ({:.1} s, internal processing latency) ==", secs);
+    println!(
+        "\n== adserver demo summary ({:.1} s, internal processing latency) ==",
+        secs
+    );
     println!(
         "{:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>11}",
-        "shard", "requests", "qps", "p50 us", "p99 us", "p99.9 us", "fill%", "house%", "nobid%", "hops", "revenue"
+        "shard",
+        "requests",
+        "qps",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "fill%",
+        "house%",
+        "nobid%",
+        "hops",
+        "revenue"
     );
     for s in stats.shards.iter().chain(std::iter::once(&stats.total)) {
-        let name = s.shard.map(|i| i.to_string()).unwrap_or_else(|| "total".into());
+        let name = s
+            .shard
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "total".into());
         let l = &s.latency_total;
         println!(
             "{:>6} {:>9} {:>8.0} {:>9.1} {:>9.1} {:>9.1} {:>7.1} {:>7.1} {:>7.1} {:>8} {:>11}",
@@ -238,13 +264,24 @@ pub fn print_summary(stats: &Stats, elapsed: Duration) {
         .filter(|(_, v)| *v > 0)
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
-    println!("no-bid reasons: {}", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
+    println!(
+        "no-bid reasons: {}",
+        if reasons.is_empty() {
+            "none".into()
+        } else {
+            reasons.join(", ")
+        }
+    );
     print_campaigns(stats);
 }
 
 fn print_campaigns(stats: &Stats) {
-    let mut rows: Vec<_> = stats.campaigns.iter().filter(|c| c.impressions > 0).collect();
-    rows.sort_by(|a, b| b.spent_today_micros.cmp(&a.spent_today_micros));
+    let mut rows: Vec<_> = stats
+        .campaigns
+        .iter()
+        .filter(|c| c.impressions > 0)
+        .collect();
+    rows.sort_by_key(|c| std::cmp::Reverse(c.spent_today_micros));
     let over = stats
         .campaigns
         .iter()

@@ -99,15 +99,49 @@ fn write_counter_family(
 fn write_counters(out: &mut String, snaps: &[ShardSnapshot]) {
     type Row = (&'static str, &'static str, fn(&ShardSnapshot) -> u64);
     let rows: [Row; 9] = [
-        ("adcore_hops_out_total", "Requests handed to the owner shard.", |s| s.metrics.hops_out),
-        ("adcore_hops_in_total", "Requests handled for another shard.", |s| s.metrics.hops_in),
-        ("adcore_hop_fallback_local_total", "Requests served locally because the owner's ring was full.", |s| s.metrics.hop_fallback_local),
-        ("adcore_revenue_micros_total", "Revenue from paid impressions, in micros of USD.", |s| s.metrics.revenue_micros),
-        ("adcore_impressions_paid_total", "Paid impressions served.", |s| s.metrics.impressions_paid),
-        ("adcore_impressions_house_total", "House ads served.", |s| s.metrics.impressions_house),
-        ("adcore_candidates_below_floor_total", "Candidates dropped under the reserve.", |s| s.metrics.below_floor_candidates),
-        ("adcore_budget_refusals_total", "Candidates skipped because their budget share was exhausted.", |s| s.metrics.budget_refusals),
-        ("adcore_notices_total", "Win and billing notices received.", |s| s.metrics.win_notices + s.metrics.billing_notices),
+        (
+            "adcore_hops_out_total",
+            "Requests handed to the owner shard.",
+            |s| s.metrics.hops_out,
+        ),
+        (
+            "adcore_hops_in_total",
+            "Requests handled for another shard.",
+            |s| s.metrics.hops_in,
+        ),
+        (
+            "adcore_hop_fallback_local_total",
+            "Requests served locally because the owner's ring was full.",
+            |s| s.metrics.hop_fallback_local,
+        ),
+        (
+            "adcore_revenue_micros_total",
+            "Revenue from paid impressions, in micros of USD.",
+            |s| s.metrics.revenue_micros,
+        ),
+        (
+            "adcore_impressions_paid_total",
+            "Paid impressions served.",
+            |s| s.metrics.impressions_paid,
+        ),
+        ("adcore_impressions_house_total", "House ads served.", |s| {
+            s.metrics.impressions_house
+        }),
+        (
+            "adcore_candidates_below_floor_total",
+            "Candidates dropped under the reserve.",
+            |s| s.metrics.below_floor_candidates,
+        ),
+        (
+            "adcore_budget_refusals_total",
+            "Candidates skipped because their budget share was exhausted.",
+            |s| s.metrics.budget_refusals,
+        ),
+        (
+            "adcore_notices_total",
+            "Win and billing notices received.",
+            |s| s.metrics.win_notices + s.metrics.billing_notices,
+        ),
     ];
     for (name, help, f) in rows {
         write_counter_family(out, snaps, name, help, f);
@@ -115,11 +149,40 @@ fn write_counters(out: &mut String, snaps: &[ShardSnapshot]) {
 }
 
 fn write_mesh(out: &mut String, snaps: &[ShardSnapshot]) {
-    write_counter_family(out, snaps, "adcore_ring_full_total", "Messages refused because the target ring was full.", |s| s.mesh.ring_full);
-    write_counter_family(out, snaps, "adcore_mesh_sent_total", "Messages sent to other shards.", |s| s.mesh.hops_sent);
-    write_counter_family(out, snaps, "adcore_mesh_received_total", "Messages received from other shards.", |s| s.mesh.hops_received);
-    write_counter_family(out, snaps, "adcore_stalls_total", "Times a task held the shard past the stall threshold.", |s| s.mesh.stalls);
-    write_prom_header(out, "adcore_stall_seconds_max", "gauge", "Longest stall seen.");
+    write_counter_family(
+        out,
+        snaps,
+        "adcore_ring_full_total",
+        "Messages refused because the target ring was full.",
+        |s| s.mesh.ring_full,
+    );
+    write_counter_family(
+        out,
+        snaps,
+        "adcore_mesh_sent_total",
+        "Messages sent to other shards.",
+        |s| s.mesh.hops_sent,
+    );
+    write_counter_family(
+        out,
+        snaps,
+        "adcore_mesh_received_total",
+        "Messages received from other shards.",
+        |s| s.mesh.hops_received,
+    );
+    write_counter_family(
+        out,
+        snaps,
+        "adcore_stalls_total",
+        "Times a task held the shard past the stall threshold.",
+        |s| s.mesh.stalls,
+    );
+    write_prom_header(
+        out,
+        "adcore_stall_seconds_max",
+        "gauge",
+        "Longest stall seen.",
+    );
     for s in snaps {
         let _ = writeln!(
             out,
@@ -128,7 +191,12 @@ fn write_mesh(out: &mut String, snaps: &[ShardSnapshot]) {
             s.mesh.stall_us_max as f64 / 1e6
         );
     }
-    write_prom_header(out, "adcore_driver_info", "gauge", "The I/O driver a shard runs (1 = in use).");
+    write_prom_header(
+        out,
+        "adcore_driver_info",
+        "gauge",
+        "The I/O driver a shard runs (1 = in use).",
+    );
     for s in snaps {
         let _ = writeln!(
             out,
@@ -139,7 +207,12 @@ fn write_mesh(out: &mut String, snaps: &[ShardSnapshot]) {
 }
 
 fn write_http(out: &mut String, snaps: &[ShardSnapshot]) {
-    write_prom_header(out, "adcore_http_events_total", "counter", "HTTP server counters.");
+    write_prom_header(
+        out,
+        "adcore_http_events_total",
+        "counter",
+        "HTTP server counters.",
+    );
     for s in snaps {
         for (name, v) in &s.http {
             let _ = writeln!(
@@ -152,7 +225,12 @@ fn write_http(out: &mut String, snaps: &[ShardSnapshot]) {
 }
 
 fn write_spend(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
-    write_prom_header(out, "adcore_campaign_spend_today_micros", "gauge", "Spend today per campaign and shard, in micros.");
+    write_prom_header(
+        out,
+        "adcore_campaign_spend_today_micros",
+        "gauge",
+        "Spend today per campaign and shard, in micros.",
+    );
     for s in snaps {
         for (i, line) in s.spend.iter().enumerate() {
             if line.impressions > 0 {
@@ -266,7 +344,10 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
         .enumerate()
         .map(|(i, c)| {
             let line = |f: fn(&crate::ledger::SpendLine) -> u64| {
-                snaps.iter().map(|s| s.spend.get(i).map(f).unwrap_or(0)).sum()
+                snaps
+                    .iter()
+                    .map(|s| s.spend.get(i).map(f).unwrap_or(0))
+                    .sum()
             };
             CampaignSpend {
                 id: c.spec.id,
@@ -287,5 +368,6 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
 }
 
 pub fn stats_json(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
-    serde_json::to_string(&stats(snaps, catalog)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    serde_json::to_string(&stats(snaps, catalog))
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

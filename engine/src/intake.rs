@@ -78,7 +78,10 @@ pub fn user_key(req: &BidRequest) -> u64 {
     if let Some(id) = user_id.filter(|s| !s.is_empty()) {
         h.write(b"u:");
         h.write(id.as_bytes());
-    } else if let Some(ifa) = device.and_then(|d| d.ifa.as_deref()).filter(|s| !s.is_empty()) {
+    } else if let Some(ifa) = device
+        .and_then(|d| d.ifa.as_deref())
+        .filter(|s| !s.is_empty())
+    {
         h.write(b"d:");
         h.write(ifa.as_bytes());
     } else if let Some(d) = device.filter(|d| d.ip.is_some() || d.ua.is_some()) {
@@ -140,7 +143,10 @@ fn context_from(req: &BidRequest, now_unix_s: i64) -> Context {
     let geo = device
         .and_then(|d| d.geo.as_ref())
         .or_else(|| req.user.as_ref().and_then(|u| u.geo.as_ref()));
-    let utc_offset_min = geo.and_then(|g| g.utcoffset).unwrap_or(0).clamp(-1440, 1440) as i64;
+    let utc_offset_min = geo
+        .and_then(|g| g.utcoffset)
+        .unwrap_or(0)
+        .clamp(-1440, 1440) as i64;
     let local_s = now_unix_s + utc_offset_min * 60;
     let local_day = local_s.div_euclid(86_400);
     Context {
@@ -203,10 +209,16 @@ mod tests {
 
     #[test]
     fn owner_depends_on_user_id_only() {
-        let a = parse(r#"{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"u-7"}}"#);
-        let b = parse(r#"{"id":"2","imp":[{"id":"9","banner":{"w":728,"h":90}}],"user":{"id":"u-7"},"device":{"ip":"1.2.3.4"}}"#);
+        let a = parse(
+            r#"{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"u-7"}}"#,
+        );
+        let b = parse(
+            r#"{"id":"2","imp":[{"id":"9","banner":{"w":728,"h":90}}],"user":{"id":"u-7"},"device":{"ip":"1.2.3.4"}}"#,
+        );
         assert_eq!(user_key(&a), user_key(&b));
-        let c = parse(r#"{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"u-8"}}"#);
+        let c = parse(
+            r#"{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"u-8"}}"#,
+        );
         assert_ne!(user_key(&a), user_key(&c));
     }
 

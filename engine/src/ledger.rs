@@ -120,12 +120,14 @@ mod tests {
         let campaigns: Vec<_> = daily
             .iter()
             .enumerate()
-            .map(|(i, d)| serde_json::json!({
-                "id": i, "advertiser_id": 1, "name": "c", "kind": {"type": "direct"},
-                "pricing": {"model": "cpm", "bid_cpm_micros": 1_000_000u64}, "category": "x",
-                "budget_daily_micros": d, "budget_lifetime_micros": d * 2,
-                "start_date": "2026-01-01", "end_date": "2026-12-31", "creative_ids": [1]
-            }))
+            .map(|(i, d)| {
+                serde_json::json!({
+                    "id": i, "advertiser_id": 1, "name": "c", "kind": {"type": "direct"},
+                    "pricing": {"model": "cpm", "bid_cpm_micros": 1_000_000u64}, "category": "x",
+                    "budget_daily_micros": d, "budget_lifetime_micros": d * 2,
+                    "start_date": "2026-01-01", "end_date": "2026-12-31", "creative_ids": [1]
+                })
+            })
             .collect();
         let v = serde_json::json!({
             "version": 1, "currency": "USD", "category_ctr_priors": {"x": 0.01},

@@ -322,9 +322,18 @@ mod tests {
         let snap = m.snapshot();
         let mut out = String::new();
         write_prom_histogram(&mut out, "x", "shard=\"0\"", snap.stage(Stage::Total));
-        assert!(out.contains("x_bucket{shard=\"0\",le=\"0.000005\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{shard=\"0\",le=\"0.00005\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{shard=\"0\",le=\"0.005\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_bucket{shard=\"0\",le=\"0.000005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{shard=\"0\",le=\"0.00005\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{shard=\"0\",le=\"0.005\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_count{shard=\"0\"} 3\n"), "{out}");
     }
 

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use net::http::Response;
-use net::openrtb::{Bid, BidRequest, BidResponse, SeatBid};
+use net::openrtb::{Bid, BidRequest, BidResponse, RawJson, SeatBid};
 
 use crate::auction::{AuctionResult, Win};
 use crate::metrics::{NoBidReason, Outcome, ShardMetrics};
@@ -79,7 +79,14 @@ pub fn auction(
 }
 
 /// A notice URL with the OpenRTB macros the caller substitutes.
-fn notice_url(base: &str, kind: &str, req: &BidRequest, w: &Win, campaign_id: u32, creative_id: u32) -> String {
+fn notice_url(
+    base: &str,
+    kind: &str,
+    req: &BidRequest,
+    w: &Win,
+    campaign_id: u32,
+    creative_id: u32,
+) -> String {
     let mut url = String::with_capacity(160);
     let _ = write!(
         url,
@@ -87,6 +94,11 @@ fn notice_url(base: &str, kind: &str, req: &BidRequest, w: &Win, campaign_id: u3
         req.imp[w.slot].id
     );
     url
+}
+
+/// `bid.ext` of a house ad: `{"adcore":{"house":true}}`.
+fn house_ext() -> RawJson {
+    RawJson::parse(r#"{"adcore":{"house":true}}"#).expect("literal JSON")
 }
 
 fn bid_for(shared: &Shared, req: &BidRequest, w: &Win) -> Bid {
@@ -109,7 +121,7 @@ fn bid_for(shared: &Shared, req: &BidRequest, w: &Win) -> Bid {
         cat: campaign.spec.iab_categories.clone(),
         w: (creative.w > 0).then_some(creative.w),
         h: (creative.h > 0).then_some(creative.h),
-        ext: w.house.then(|| net::openrtb::ext_from_json(r#"{"adcore":{"house":true}}"#)),
+        ext: w.house.then(house_ext),
         ..Default::default()
     }
 }

@@ -176,7 +176,8 @@ mod tests {
         }));
         let slot = banner(300, 250);
         assert_eq!(picks(&cat, &ctx(), &slot).len(), 1);
-        let variants: Vec<Box<dyn Fn(&mut Context)>> = vec![
+        type Change = Box<dyn Fn(&mut Context)>;
+        let variants: Vec<Change> = vec![
             Box::new(|c| c.country = "GBR".into()),
             Box::new(|c| c.country = String::new()),
             Box::new(|c| c.region = "NY".into()),
@@ -190,7 +191,10 @@ mod tests {
         for (i, change) in variants.iter().enumerate() {
             let mut c = ctx();
             change(&mut c);
-            assert!(picks(&cat, &c, &slot).is_empty(), "variant {i} should not match");
+            assert!(
+                picks(&cat, &c, &slot).is_empty(),
+                "variant {i} should not match"
+            );
         }
     }
 
@@ -198,7 +202,10 @@ mod tests {
     fn limit_cuts_and_counts() {
         let cat = catalog(serde_json::json!({}));
         let mut out = Vec::new();
-        assert_eq!(select_candidates(&cat, &ctx(), &banner(300, 250), 0, &mut out), 1);
+        assert_eq!(
+            select_candidates(&cat, &ctx(), &banner(300, 250), 0, &mut out),
+            1
+        );
         assert!(out.is_empty());
     }
 }

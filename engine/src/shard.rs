@@ -99,7 +99,7 @@ impl EngineShard {
             driver: ctx.driver().to_string(),
             metrics: self.metrics.snapshot(),
             mesh: ctx.stats(),
-            http: self.http_stats.counters().collect(),
+            http: self.http_stats.iter().collect(),
             spend: (0..ledger.len()).map(|i| ledger.line(i)).collect(),
         }
     }
@@ -119,7 +119,7 @@ impl Service for EngineShard {
         let stop_ctx = ctx.clone();
         monoio::spawn(async move {
             stop_ctx.stopping().await;
-            trigger.trigger(drain);
+            trigger.trigger(Instant::now() + drain);
         });
         let front = Rc::new(Front {
             ctx: ctx.clone(),
@@ -184,7 +184,9 @@ fn method_not_allowed(resp: &mut Response, allow: &str) {
 /// Whether a Content-Type header value names JSON (`application/json`, optional parameters).
 pub fn is_json_content_type(value: &[u8]) -> bool {
     let essence = value.split(|&b| b == b';').next().unwrap_or(b"");
-    essence.trim_ascii().eq_ignore_ascii_case(b"application/json")
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/json")
 }
 
 impl Front {
@@ -224,9 +226,11 @@ impl Front {
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
         let job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
-        let result = self.auction_on_owner(job, || {
-            intake::job_from_request(&bid_request, received, now_s, tmax_default)
-        });
+        let result = self
+            .auction_on_owner(job, || {
+                intake::job_from_request(&bid_request, received, now_s, tmax_default)
+            })
+            .await;
         let t_respond = Instant::now();
         let outcome = match &result {
             Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, m),

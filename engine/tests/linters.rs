@@ -32,7 +32,14 @@ fn rustfmt_is_clean() {
 fn clippy_has_no_warnings() {
     let target = workspace_root().join("target/lint");
     let out = cargo()
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .env("CARGO_TARGET_DIR", target)
         .current_dir(workspace_root())
         .output()

@@ -47,7 +47,10 @@ fn unmatched_size_is_a_nobid_with_reason_and_high_floor_gets_house() {
     let s = Server::start("legacy", "");
     let r = s.auction(&banner_request("r2", "u2", 1, 1, 0.0));
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("x-adcore-nobid-reason"), Some("no_eligible_campaign"));
+    assert_eq!(
+        r.header("x-adcore-nobid-reason"),
+        Some("no_eligible_campaign")
+    );
     assert_eq!(r.header("x-openrtb-nbr"), Some("0"));
     assert!(r.body.is_empty());
 
@@ -67,7 +70,7 @@ fn invalid_requests_get_400_with_the_exact_message_and_nbr_2() {
         (b"{\"id\":\"x\",\"imp\":[{\"id\":\"1\",\"banner\":{\"w\":300,\"h\":250}},{\"id\":\"1\",\"banner\":{\"w\":300,\"h\":250}}]}",
          "request.imp[1].id \"1\" duplicates request.imp[0].id"),
         (b"{\"id\":\"x\",\"imp\":[{\"id\":\"1\",\"banner\":{\"w\":300,\"h\":250}}],\"site\":{},\"app\":{}}",
-         "request must not contain both site and app"),
+         "request must contain at most one of site, app, dooh"),
     ];
     for (body, message) in cases {
         let r = s.auction(body);
@@ -83,7 +86,12 @@ fn invalid_requests_get_400_with_the_exact_message_and_nbr_2() {
     assert_eq!(r.status, 400);
     let r = s.request(&post("/openrtb2/auction", "text/plain", b"{}"));
     assert_eq!(r.status, 415);
-    assert!(r.json()["error"].as_str().unwrap().contains("application/json"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
 }
 
 #[test]
@@ -138,7 +146,10 @@ fn keep_alive_and_pipelining_answer_in_order() {
 
 #[test]
 fn slow_client_gets_408_and_oversize_body_413() {
-    let s = Server::start("legacy", "[http]\nrequest_timeout_ms = 300\nbody_bytes_max = 1024\n");
+    let s = Server::start(
+        "legacy",
+        "[http]\nrequest_timeout_ms = 300\nbody_bytes_max = 1024\n",
+    );
     let mut conn = connect(s.addr);
     conn.write_all(b"POST /openrtb2/auction HTTP/1.1\r\nHost: t\r\nContent-Le")
         .unwrap();
@@ -158,7 +169,13 @@ fn budget_is_never_overspent_and_metrics_are_per_shard() {
     // split over 2 shards; the rest must go elsewhere.
     let mut tiny = 0;
     for i in 0..40 {
-        let r = s.auction(&banner_request(&format!("b{i}"), &format!("user-{i}"), 320, 50, 0.0));
+        let r = s.auction(&banner_request(
+            &format!("b{i}"),
+            &format!("user-{i}"),
+            320,
+            50,
+            0.0,
+        ));
         assert_eq!(r.status, 200);
         if r.json()["seatbid"][0]["bid"][0]["crid"] == "501" {
             tiny += 1;
@@ -169,15 +186,22 @@ fn budget_is_never_overspent_and_metrics_are_per_shard() {
     assert_eq!(m.status, 200);
     let text = m.text();
     for shard in ["0", "1"] {
-        assert!(text.contains(&format!("adcore_requests_total{{shard=\"{shard}\",outcome=\"filled\"}}")));
-        assert!(text.contains(&format!("adcore_driver_info{{shard=\"{shard}\",driver=\"uring\"}} 1")));
+        assert!(text.contains(&format!(
+            "adcore_requests_total{{shard=\"{shard}\",outcome=\"filled\"}}"
+        )));
+        assert!(text.contains(&format!(
+            "adcore_driver_info{{shard=\"{shard}\",driver=\"uring\"}} 1"
+        )));
     }
     let hops: u64 = text
         .lines()
         .filter(|l| l.starts_with("adcore_hops_out_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
-    assert!(hops > 0, "40 users over 2 shards must cross shards:\n{text}");
+    assert!(
+        hops > 0,
+        "40 users over 2 shards must cross shards:\n{text}"
+    );
     let stats = s.request(&get("/stats")).json();
     let spent = stats["campaigns"]
         .as_array()
@@ -197,20 +221,27 @@ fn sigterm_drains_an_in_flight_request_then_exits_0() {
         let body = banner_request("drain", "user-d", 300, 250, 0.0);
         let req = post_json("/openrtb2/auction", &body);
         let (head, tail) = req.split_at(req.len() - 10);
+        let tail = tail.to_vec();
         let mut conn = connect(s.addr);
         conn.write_all(head).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let addr = s.addr;
         let finisher = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
-            conn.write_all(tail).unwrap();
+            conn.write_all(&tail).unwrap();
             let mut buf = Vec::new();
             read_response(&mut conn, &mut buf).unwrap()
         });
         let status = s.terminate();
         let r = finisher.join().unwrap();
-        assert_eq!(r.status, 200, "{driver}: in-flight request answered during drain");
+        assert_eq!(
+            r.status, 200,
+            "{driver}: in-flight request answered during drain"
+        );
         assert!(status.success(), "{driver}: exit status {status}");
-        assert!(std::net::TcpStream::connect(addr).is_err(), "no longer listening");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "no longer listening"
+        );
     }
 }

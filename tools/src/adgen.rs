@@ -47,7 +47,13 @@ const IAB_BY_CATEGORY: [&str; 10] = [
 
 /// (country, share, regions, lat, lon, utc offset minutes)
 const COUNTRIES: [(&str, f64, &[&str], f64, f64); 10] = [
-    ("USA", 0.40, &["CA", "NY", "TX", "FL", "WA", "IL"], 39.8, -98.6),
+    (
+        "USA",
+        0.40,
+        &["CA", "NY", "TX", "FL", "WA", "IL"],
+        39.8,
+        -98.6,
+    ),
     ("GBR", 0.10, &["ENG", "SCT", "WLS"], 52.4, -1.5),
     ("DEU", 0.08, &["BE", "BY", "HH", "NW"], 51.2, 10.4),
     ("FRA", 0.07, &["IDF", "ARA", "PAC"], 46.6, 2.2),
@@ -61,11 +67,46 @@ const COUNTRIES: [(&str, f64, &[&str], f64, f64); 10] = [
 
 /// (devicetype, share, os, make, model, ua)
 const DEVICES: [(u8, f64, &str, &str, &str, &str); 6] = [
-    (4, 0.30, "iOS", "Apple", "iPhone15,2", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"),
-    (4, 0.25, "Android", "Samsung", "SM-S918B", "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML like Gecko) Chrome/124.0 Mobile Safari/537.36"),
-    (2, 0.22, "Windows", "Microsoft", "PC", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML like Gecko) Chrome/124.0 Safari/537.36"),
-    (2, 0.10, "macOS", "Apple", "Mac", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Safari/605.1.15"),
-    (5, 0.08, "iPadOS", "Apple", "iPad13,18", "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"),
+    (
+        4,
+        0.30,
+        "iOS",
+        "Apple",
+        "iPhone15,2",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    ),
+    (
+        4,
+        0.25,
+        "Android",
+        "Samsung",
+        "SM-S918B",
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML like Gecko) Chrome/124.0 Mobile Safari/537.36",
+    ),
+    (
+        2,
+        0.22,
+        "Windows",
+        "Microsoft",
+        "PC",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML like Gecko) Chrome/124.0 Safari/537.36",
+    ),
+    (
+        2,
+        0.10,
+        "macOS",
+        "Apple",
+        "Mac",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Safari/605.1.15",
+    ),
+    (
+        5,
+        0.08,
+        "iPadOS",
+        "Apple",
+        "iPad13,18",
+        "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    ),
     (3, 0.05, "tvOS", "Apple", "AppleTV11,1", "AppleTV11,1/17.4"),
 ];
 
@@ -81,8 +122,22 @@ const BANNER_SIZES: [(u32, u32); 7] = [
 ];
 
 const NAME_PARTS: [&str; 16] = [
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent",
-    "Tyrell", "Cyberdyne", "Wonka", "Gringotts", "Oceanic", "Monarch", "Aperture",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Gringotts",
+    "Oceanic",
+    "Monarch",
+    "Aperture",
 ];
 
 fn pick_weighted<'a, T>(rng: &mut StdRng, items: &'a [T], weight: impl Fn(&T) -> f64) -> &'a T {
@@ -189,7 +244,11 @@ fn paid_campaign(
     Campaign {
         id,
         advertiser_id: adv.id,
-        name: format!("{} {} #{id}", adv.name.split(' ').next().unwrap_or("Adv"), CATEGORY_PRIORS[cat_index].0),
+        name: format!(
+            "{} {} #{id}",
+            adv.name.split(' ').next().unwrap_or("Adv"),
+            CATEGORY_PRIORS[cat_index].0
+        ),
         kind: if guaranteed {
             CampaignKind::Guaranteed {
                 priority: rng.random_range(4..=8),
@@ -282,7 +341,11 @@ fn creative(rng: &mut StdRng, id: u32, campaign: u32, format: Format, k: usize) 
             let (w, h) = if k < BANNER_SIZES.len() && rng.random_bool(0.5) {
                 BANNER_SIZES[k]
             } else {
-                *pick_weighted(rng, &BANNER_SIZES, |&(w, _)| if w == 300 { 3.0 } else { 1.0 })
+                *pick_weighted(
+                    rng,
+                    &BANNER_SIZES,
+                    |&(w, _)| if w == 300 { 3.0 } else { 1.0 },
+                )
             };
             Creative {
                 id,
@@ -297,7 +360,11 @@ fn creative(rng: &mut StdRng, id: u32, campaign: u32, format: Format, k: usize) 
         }
         Format::Video => {
             let duration_s = if rng.random_bool(0.6) { 15 } else { 30 };
-            let (w, h) = if rng.random_bool(0.5) { (1280, 720) } else { (640, 360) };
+            let (w, h) = if rng.random_bool(0.5) {
+                (1280, 720)
+            } else {
+                (640, 360)
+            };
             Creative {
                 id,
                 format,
@@ -336,15 +403,27 @@ fn targeting(rng: &mut StdRng, formats: &[Format]) -> Targeting {
             }
         }
         if t.countries.len() == 1 && rng.random_bool(0.3) {
-            let regions = COUNTRIES.iter().find(|c| c.0 == t.countries[0]).map(|c| c.2).unwrap_or(&[]);
+            let regions = COUNTRIES
+                .iter()
+                .find(|c| c.0 == t.countries[0])
+                .map(|c| c.2)
+                .unwrap_or(&[]);
             t.regions = regions.iter().take(2).map(|r| r.to_string()).collect();
         }
     }
     if rng.random_bool(0.3) {
-        t.device_types = if rng.random_bool(0.5) { vec![4, 5, 1] } else { vec![2] };
+        t.device_types = if rng.random_bool(0.5) {
+            vec![4, 5, 1]
+        } else {
+            vec![2]
+        };
     }
     if rng.random_bool(0.15) {
-        t.os = if rng.random_bool(0.5) { vec!["iOS".into(), "iPadOS".into()] } else { vec!["Android".into()] };
+        t.os = if rng.random_bool(0.5) {
+            vec!["iOS".into(), "iPadOS".into()]
+        } else {
+            vec!["Android".into()]
+        };
     }
     if rng.random_bool(0.2) {
         let from = rng.random_range(5..10u8);
@@ -362,7 +441,7 @@ fn targeting(rng: &mut StdRng, formats: &[Format]) -> Targeting {
 /// Writes the user population CSV: `user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,activity`.
 /// Activity of the user at rank r is 1/r (Zipf, alpha = 1.0); ranks are shuffled over ids.
 pub fn users_csv(opts: &AdgenOptions) -> String {
-    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5eed_0f_05e75);
+    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x05ee_d0f0_5e75);
     let mut out = String::with_capacity(opts.users * 200);
     out.push_str("user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,activity\n");
     for rank in 1..=opts.users {

@@ -10,7 +10,11 @@ use engine::demo::{self, DemoOptions};
 use engine::server::Engine;
 
 #[derive(Parser, Debug)]
-#[command(name = "adserver", version, about = "Real-time ad server, thread-per-core")]
+#[command(
+    name = "adserver",
+    version,
+    about = "Real-time ad server, thread-per-core"
+)]
 struct Cli {
     /// Configuration file (TOML); every setting has a documented default.
     #[arg(long, short, global = true)]
@@ -63,7 +67,9 @@ enum Cmd {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 20s"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 20s"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
@@ -82,7 +88,8 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(d) = &cli.driver {
         cfg.server.driver = d.clone();
-        cfg.driver_choice().map_err(|e| anyhow::anyhow!("--driver: {e}"))?;
+        cfg.driver_choice()
+            .map_err(|e| anyhow::anyhow!("--driver: {e}"))?;
     }
     if let Some(addr) = cli.listen {
         cfg.server.listen = addr;
@@ -96,8 +103,7 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -7,7 +7,10 @@ use clap::Parser;
 use tools::adgen::{AdgenOptions, catalog, users_csv};
 
 #[derive(Parser, Debug)]
-#[command(name = "adgen", about = "Generate the demo catalog and user population")]
+#[command(
+    name = "adgen",
+    about = "Generate the demo catalog and user population"
+)]
 struct Cli {
     /// Output folder (created if missing).
     #[arg(long, default_value = "demo-data")]
@@ -42,8 +45,7 @@ fn main() -> anyhow::Result<()> {
         users: cli.users,
         today,
     };
-    std::fs::create_dir_all(&cli.out)
-        .with_context(|| format!("creating {}", cli.out.display()))?;
+    std::fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;
     let cat = catalog(&opts);
     let cat_path = cli.out.join("catalog.json");
     let json = serde_json::to_vec_pretty(&cat)?;
