@@ -121,6 +121,9 @@ const BANNER_SIZES: [(u32, u32); 7] = [
     (320, 100),
 ];
 
+/// Video player sizes: 4:3 and 16:9.
+const VIDEO_SIZES: [(u32, u32); 3] = [(640, 480), (640, 360), (1280, 720)];
+
 const NAME_PARTS: [&str; 16] = [
     "Acme",
     "Globex",
@@ -324,6 +327,7 @@ fn make_creatives(
         let n = match f {
             Format::Banner if formats.len() == 3 => BANNER_SIZES.len(),
             Format::Banner => rng.random_range(1..=4),
+            Format::Video if formats.len() == 3 => VIDEO_SIZES.len(),
             _ => 1,
         };
         for k in 0..n {
