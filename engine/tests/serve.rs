@@ -245,3 +245,42 @@ fn sigterm_drains_an_in_flight_request_then_exits_0() {
         );
     }
 }
+
+#[test]
+fn a_bad_catalog_is_refused_at_start_naming_file_record_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("catalog.json")).unwrap()).unwrap();
+    v["campaigns"][2]["advertiser_id"] = serde_json::json!(77);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adserver"))
+        .args(["--listen", "127.0.0.1:1", "--catalog"])
+        .arg(&bad)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}: campaigns[2] (id 3): advertiser_id: advertiser 77 does not exist",
+            bad.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn print_config_shows_overrides() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adserver"))
+        .args(["--shards", "3", "--driver", "legacy", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cfg = engine::config::Config::from_toml("stdout", &text).unwrap();
+    assert_eq!(cfg.server.shards, 3);
+    assert_eq!(cfg.server.driver, "legacy");
+    assert_eq!(cfg.http, engine::config::Config::default().http);
+}
