@@ -6,10 +6,10 @@
 # all driven by rtb-load at the same fixed rates in one run, on loopback.
 # Writes perf/foundation/RESULTS.md. Needs nginx (installed with apt-get if missing).
 #
-# Usage: perf/foundation/run.sh [rates...]   (default: 2000 5000 10000 20000 40000)
+# Usage: perf/foundation/run.sh [rates...]   (default: 5000 10000 15000 20000 25000 30000 35000 40000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RATES=("${@:-2000 5000 10000 20000 40000}")
+RATES=("${@:-5000 10000 15000 20000 25000 30000 35000 40000}")
 read -r -a RATES <<< "${RATES[*]}"
 DUR=${DUR:-8s}
 CONNS=${CONNS:-64}
