@@ -19,12 +19,15 @@ use crate::config::Config;
 use crate::intake::{self, AuctionJob};
 use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
 pub struct Shared {
     pub config: Config,
     pub catalog: Arc<Catalog>,
+    /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// Messages between shards.
@@ -121,6 +124,12 @@ impl Service for EngineShard {
             stop_ctx.stopping().await;
             trigger.trigger(Instant::now() + drain);
         });
+        let heartbeat = Duration::from_millis(self.shared.config.server.heartbeat_ms);
+        monoio::spawn(heartbeat_loop(
+            ctx.id().0,
+            self.shared.heartbeats.clone(),
+            heartbeat,
+        ));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
