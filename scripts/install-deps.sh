@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# `systemd-analyze verify` checks the unit files (engine/tests/systemd.rs).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
