@@ -101,7 +101,10 @@ pub fn spawn_watchdog(
         return Ok(None);
     };
     let period = interval / 2;
-    tracing::info!(interval_ms = interval.as_millis() as u64, "systemd watchdog enabled");
+    tracing::info!(
+        interval_ms = interval.as_millis() as u64,
+        "systemd watchdog enabled"
+    );
     let handle = std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || watchdog_loop(&beats, &stop, period))?;
@@ -123,7 +126,10 @@ fn watchdog_loop(beats: &Heartbeats, stop: &AtomicBool, period: Duration) {
             }
         } else {
             let status = format!("shards not responding: {stale:?}");
-            tracing::error!(?stale, "watchdog ping withheld: shard event loops are stalled");
+            tracing::error!(
+                ?stale,
+                "watchdog ping withheld: shard event loops are stalled"
+            );
             notify(&[NotifyState::Status(&status)]);
         }
         was_healthy = stale.is_empty();
@@ -139,7 +145,10 @@ mod tests {
     fn never_stamped_shards_are_stale() {
         let beats = Heartbeats::new(3);
         beats.stamp(1);
-        assert_eq!(beats.stale(Instant::now(), Duration::from_secs(10)), vec![0, 2]);
+        assert_eq!(
+            beats.stale(Instant::now(), Duration::from_secs(10)),
+            vec![0, 2]
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl NotifySocket {
                 self.seen
             );
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("adserver exited ({status}) before {prefix}; got {:?}", self.seen);
+                panic!(
+                    "adserver exited ({status}) before {prefix}; got {:?}",
+                    self.seen
+                );
             }
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -153,7 +156,11 @@ fn without_notify_socket_the_server_runs_as_before() {
 /// systemd-analyze; a machine without it fails here with the install hint.
 #[test]
 fn unit_files_verify() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("systemd-analyze not found: run scripts/install-deps.sh");
     }
     let dir = tempfile::tempdir().unwrap();
