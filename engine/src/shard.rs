@@ -162,6 +162,7 @@ impl Handler for Front {
             (Method::Get, "/health") => self.health(resp),
             (Method::Get, "/metrics") => self.metrics(resp).await,
             (Method::Get, "/stats") => self.stats(resp).await,
+            (Method::Get, "/dashboard") => dashboard(resp),
             (Method::Get, "/notice/win") => {
                 bump(&self.shard.metrics.win_notices, 1);
                 resp.status(204);
@@ -171,9 +172,11 @@ impl Handler for Front {
                 resp.status(204);
             }
             (_, "/openrtb2/auction") => method_not_allowed(resp, "POST"),
-            (_, "/health" | "/metrics" | "/stats" | "/notice/win" | "/notice/billing") => {
-                method_not_allowed(resp, "GET")
-            }
+            (
+                _,
+                "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
+                | "/notice/billing",
+            ) => method_not_allowed(resp, "GET"),
             _ => {
                 resp.status(404)
                     .header("content-type", "text/plain")
@@ -181,6 +184,16 @@ impl Handler for Front {
             }
         }
     }
+}
+
+/// The live per-core dashboard: one static page (no external assets) that polls `/stats`.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+fn dashboard(resp: &mut Response) {
+    resp.status(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(DASHBOARD_HTML.as_bytes());
 }
 
 fn method_not_allowed(resp: &mut Response, allow: &str) {
