@@ -66,14 +66,25 @@ fn dashboard_renders_live_panels_in_chromium() {
     let server = Server::start("legacy", "");
     let page = server.request(&get("/dashboard"));
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
-    assert!(!page.text().contains("http://") && !page.text().contains("https://"), "no CDN");
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        !page.text().contains("http://") && !page.text().contains("https://"),
+        "no CDN"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = background_traffic(&server, stop.clone());
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://{}/dashboard", server.addr);
-    let dom = headless(dir.path()).arg("--dump-dom").arg(&url).output().unwrap();
+    let dom = headless(dir.path())
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
     let shot = dir.path().join("dashboard.png");
     let screenshot = headless(dir.path())
         .arg(format!("--screenshot={}", shot.display()))
@@ -81,12 +92,23 @@ fn dashboard_renders_live_panels_in_chromium() {
         .output()
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    assert!(traffic.join().unwrap() > 0, "no background traffic got through");
+    assert!(
+        traffic.join().unwrap() > 0,
+        "no background traffic got through"
+    );
 
     let html = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     check_dom(&html);
-    assert!(screenshot.status.success(), "{}", String::from_utf8_lossy(&screenshot.stderr));
+    assert!(
+        screenshot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
     if let Some(keep) = std::env::var_os("ADCORE_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
@@ -95,18 +117,32 @@ fn dashboard_renders_live_panels_in_chromium() {
 
 /// One panel per shard with numbers in it, and at least two refreshes (so QPS has a value).
 fn check_dom(html: &str) {
-    let updates: u32 = attr_value(html, "data-updates").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let updates: u32 = attr_value(html, "data-updates")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!(updates >= 2, "page refreshed {updates} times:\n{html}");
     for shard in 0..2 {
-        assert!(html.contains(&format!("data-shard=\"{shard}\"")), "no panel for core {shard}");
+        assert!(
+            html.contains(&format!("data-shard=\"{shard}\"")),
+            "no panel for core {shard}"
+        );
     }
-    assert!(html.contains("id=\"h-shards\">2<"), "header shard count:\n{html}");
+    assert!(
+        html.contains("id=\"h-shards\">2<"),
+        "header shard count:\n{html}"
+    );
     let live: Vec<&str> = cell_values(html, "p50");
     assert_eq!(live.len(), 2, "{html}");
-    assert!(live.iter().all(|v| v.ends_with("µs") || v.ends_with("ms")), "{live:?}");
+    assert!(
+        live.iter().all(|v| v.ends_with("µs") || v.ends_with("ms")),
+        "{live:?}"
+    );
     let qps = cell_values(html, "qps");
     assert!(qps.iter().all(|v| *v != "-"), "qps not computed: {qps:?}");
-    assert!(!html.contains(">never<") && !html.contains(">unreachable<"), "{html}");
+    assert!(
+        !html.contains(">never<") && !html.contains(">unreachable<"),
+        "{html}"
+    );
 }
 
 fn attr_value<'a>(html: &'a str, attr: &str) -> Option<&'a str> {
@@ -142,6 +178,13 @@ fn check_screenshot(path: &Path) {
         colours.insert([px[0], px[1], px[2]]);
     }
     let total = (WIDTH * HEIGHT) as usize;
-    assert!(panel > total / 20, "panel background covers {panel} of {total} pixels");
-    assert!(colours.len() > 50, "only {} colours: the page did not render", colours.len());
+    assert!(
+        panel > total / 20,
+        "panel background covers {panel} of {total} pixels"
+    );
+    assert!(
+        colours.len() > 50,
+        "only {} colours: the page did not render",
+        colours.len()
+    );
 }
