@@ -14,6 +14,7 @@
 
 use crate::error::LoadError;
 use crate::fast::FastForest;
+use crate::perfect::PerfectForest;
 use crate::lightgbm::ZERO_THRESHOLD;
 use crate::spec::{Accumulate, InputRule, ModelSpec, SpecNode, Test};
 
@@ -110,6 +111,9 @@ pub(crate) struct Forest {
     has_categorical: bool,
     /// The fast kernel, when every feature is used consistently (see `fast.rs`).
     fast: Option<FastForest>,
+    /// The padded-tree kernel built from `fast` when padding is cheap (see `perfect.rs`);
+    /// it scores instead of `fast` when present.
+    perfect: Option<PerfectForest>,
     /// Features each row must provide (at least 1, so a leaf's dummy read is in range).
     width: usize,
     input_rule: InputRule,
@@ -127,6 +131,7 @@ impl Forest {
             category_words: vec![0],
             has_categorical: false,
             fast: None,
+            perfect: None,
             width: spec.feature_names.len().max(1),
             input_rule: spec.input_rule,
             accumulate: spec.accumulate,
@@ -141,6 +146,10 @@ impl Forest {
         forest.fast = FastForest::build(&spec.trees, forest.width, &layouts);
         if let Some(fast) = &forest.fast {
             fast.check_invariants(forest.width);
+            let roots: Vec<u32> = forest.trees.iter().map(|t| t.root).collect();
+            let depth = forest.depth_max() as u32;
+            let nodes = forest.nodes.len();
+            forest.perfect = PerfectForest::build(fast, forest.width, &roots, depth, nodes);
         }
         Ok(forest)
     }
@@ -302,7 +311,7 @@ impl Forest {
         scratch: &mut Scratch,
         out: &mut [f64],
     ) {
-        scratch.fit(self.width);
+        scratch.fit(self.row_stride());
         let block_values = BLOCK_ROWS * n_features;
         for (block, block_out) in rows.chunks(block_values).zip(out.chunks_mut(BLOCK_ROWS)) {
             self.load_block(block, n_features, block_out.len(), &mut scratch.features);
@@ -310,8 +319,15 @@ impl Forest {
         }
     }
 
-    /// Copies `count` rows into `features` (stride `width`), normalised as the source library
-    /// sees them.
+    /// Values per row in the scratch block: the features, plus the perfect kernel's slots.
+    fn row_stride(&self) -> usize {
+        self.perfect
+            .as_ref()
+            .map_or(self.width, PerfectForest::row_stride)
+    }
+
+    /// Copies `count` rows into `features` (stride `row_stride()`), normalised as the source
+    /// library sees them, then encoded for the kernel that scores them.
     fn load_block<T: FeatureValue>(
         &self,
         block: &[T],
@@ -320,9 +336,11 @@ impl Forest {
         features: &mut [f64],
     ) {
         let width = self.width;
+        let stride = self.row_stride();
         for r in 0..count {
             let source = &block[r * n_features..(r + 1) * n_features];
-            let target = &mut features[r * width..(r + 1) * width];
+            let row = &mut features[r * stride..(r + 1) * stride];
+            let target = &mut row[..width];
             let used = width.min(n_features);
             match self.input_rule {
                 InputRule::LightGbm => {
@@ -342,19 +360,26 @@ impl Forest {
             if let Some(fast) = &self.fast {
                 fast.encode_row(target);
             }
+            if let Some(perfect) = &self.perfect {
+                perfect.encode_row(row);
+            }
         }
     }
 
     fn score_block(&self, scratch: &mut Scratch, out: &mut [f64]) {
         let rows = out.len();
-        let features = &scratch.features[..rows * self.width];
+        let features = &scratch.features[..rows * self.row_stride()];
         let sums = &mut scratch.sums[..rows];
         sums.fill(self.base_margin);
-        let group = (LANES_TARGET / rows).max(1);
-        for trees in self.trees.chunks(group) {
-            let lanes = &mut scratch.cursors[..trees.len() * rows];
-            self.walk_group(trees, features, rows, lanes);
-            self.add_leaves(lanes, sums);
+        if let Some(perfect) = &self.perfect {
+            perfect.add_block(features, sums, self.accumulate);
+        } else {
+            let group = (LANES_TARGET / rows).max(1);
+            for trees in self.trees.chunks(group) {
+                let lanes = &mut scratch.cursors[..trees.len() * rows];
+                self.walk_group(trees, features, rows, lanes);
+                self.add_leaves(lanes, sums);
+            }
         }
         for (o, s) in out.iter_mut().zip(sums.iter()) {
             *o = if self.average_divisor == 1.0 {
@@ -441,9 +466,11 @@ impl Forest {
         }
     }
 
-    /// Which kernel scores this model: `"fast"` or `"general"`.
+    /// Which kernel scores this model: `"perfect"`, `"fast"` or `"general"`.
     pub(crate) fn kernel(&self) -> &'static str {
-        if self.fast.is_some() {
+        if self.perfect.is_some() {
+            "perfect"
+        } else if self.fast.is_some() {
             "fast"
         } else {
             "general"

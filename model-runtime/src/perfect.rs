@@ -1,0 +1,318 @@
+//! The perfect-tree kernel: every tree padded to a perfect binary tree of the model's depth,
+//! children implicit (heap order), and every split a plain `slot <= threshold` compare.
+//!
+//! Built from the fast layout (`fast.rs`), whose steps already read "first child iff
+//! `(v ^ flip) <= t`, NaN to the second child". This kernel removes the rest of the per-node
+//! work by moving it into a per-row encoding of "slots":
+//!
+//! - slots `0..width`: the fast-encoded feature values;
+//! - a negated slot (`-v`, sign bit flipped) for every feature some mirrored split reads, so a
+//!   mirrored node just reads that slot (no flag, no xor in the step);
+//! - a set slot per distinct (feature, category set): `0.0` if the row's category is in the
+//!   set, else `1.0`; the node compares it with `0.5`.
+//!
+//! A tree of depth `d < D` is padded: a leaf above depth `D` becomes a subtree of dummy splits
+//! whose every leaf holds the same value, so whichever way a dummy goes the result is exact.
+//! Each tree is `2^(D+1) - 1` entries in heap order (children of `k`: `2k+1`, `2k+2`); split
+//! entries hold thresholds, leaf entries (the last `2^D`) hold leaf values, in one `f64`
+//! array, with a parallel `u32` slot array. A row takes exactly `D` steps per tree, each
+//! `k = 2k + 1 + !(row[slot[k]] <= value[k])`: two loads from the tree, one from the row, a
+//! compare and an add, with no data-dependent branch and no child pointers.
+//!
+//! Scoring walks 8 independent (tree, row) lanes at once in registers to hide load latency:
+//! in a block of `rows` rows, lanes are (tree, row) pairs in tree-major order, taken 8 at a
+//! time, so full blocks walk 8 rows of one tree and a single row walks 8 trees. Leaf values
+//! are added per row in tree order, so sums are bit-identical to a tree-by-tree loop.
+//!
+//! Chosen only when padding stays cheap (`PERFECT_DEPTH_MAX`, `PAD_FACTOR_MAX`) and the set
+//! slots cost less to encode than the walk (`sets <= trees * depth`); otherwise the fast
+//! kernel scores. Measurements: see ARCHITECTURE.md ("GBDT layout") and perf/gbdt/RESULTS.md.
+
+use std::collections::HashMap;
+
+use crate::fast::{FastForest, FeaturePlan, Split, SplitKind};
+use crate::spec::Accumulate;
+
+/// Deepest model scored with padded trees (a tree is `2^(D+1) - 1` entries).
+pub(crate) const PERFECT_DEPTH_MAX: u32 = 10;
+/// Padded entries may be at most this many times the real node count (plus `PAD_SLACK`).
+const PAD_FACTOR_MAX: usize = 4;
+/// Small models may always pad up to this many entries.
+const PAD_SLACK: usize = 4096;
+/// Independent walks kept in registers.
+const LANES: usize = 8;
+/// Threshold of a set slot (`0.0` = in the set = first child, `1.0` = second).
+const SET_THRESHOLD: f64 = 0.5;
+
+/// One derived slot the row encoder fills.
+#[derive(Debug, Clone, Copy)]
+enum Derived {
+    /// `-row[feature]` (sign bit flipped).
+    Negated { feature: u32 },
+    /// `0.0` if the encoded category of `row[feature]` is in the set at `words[offset..]`.
+    InSet { feature: u32, offset: u32 },
+}
+
+/// The padded forest; see the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct PerfectForest {
+    depth: u32,
+    /// Entries per tree: `2^(depth+1) - 1`.
+    stride: usize,
+    trees: usize,
+    /// Thresholds of split entries, values of leaf entries; `trees * stride`.
+    values: Vec<f64>,
+    /// Row slot each split entry reads (0 for leaf entries); same length as `values`.
+    slots: Vec<u32>,
+    /// Input features; derived slot `i` is row slot `width + i`.
+    width: usize,
+    derived: Vec<Derived>,
+    /// Padded category sets (copied from the fast layout), for `Derived::InSet`.
+    words: Vec<u32>,
+}
+
+/// Builds one tree's heap-ordered entries from the fast layout.
+struct TreeBuilder<'a> {
+    fast: &'a FastForest,
+    forest: &'a mut PerfectForest,
+    negated: &'a mut HashMap<u32, u32>,
+    sets: &'a mut HashMap<(u32, Vec<u32>), u32>,
+    base: usize,
+}
+
+impl PerfectForest {
+    /// The padded layout of `fast` (trees rooted at `roots`, deepest `depth`, `node_count`
+    /// real nodes), or `None` when padding or set encoding would cost more than it saves.
+    pub(crate) fn build(
+        fast: &FastForest,
+        width: usize,
+        roots: &[u32],
+        depth: u32,
+        node_count: usize,
+    ) -> Option<Self> {
+        if depth > PERFECT_DEPTH_MAX {
+            return None;
+        }
+        let stride = (1usize << (depth + 1)) - 1;
+        let entries = stride.checked_mul(roots.len())?;
+        if entries > PAD_FACTOR_MAX * node_count + PAD_SLACK {
+            return None;
+        }
+        let mut forest = PerfectForest {
+            depth,
+            stride,
+            trees: roots.len(),
+            values: vec![0.0; entries],
+            slots: vec![0; entries],
+            width,
+            derived: Vec::new(),
+            words: vec![0],
+        };
+        let (mut negated, mut sets) = (HashMap::new(), HashMap::new());
+        for (tree, &root) in roots.iter().enumerate() {
+            let mut builder = TreeBuilder {
+                fast,
+                forest: &mut forest,
+                negated: &mut negated,
+                sets: &mut sets,
+                base: tree * stride,
+            };
+            builder.place(root, 0, 0);
+        }
+        if sets.len() > roots.len() * depth as usize {
+            return None;
+        }
+        forest.check_invariants();
+        Some(forest)
+    }
+
+    /// The facts the unchecked loads rely on; a violation is a bug of this crate.
+    fn check_invariants(&self) {
+        assert_eq!(self.values.len(), self.trees * self.stride);
+        assert_eq!(self.slots.len(), self.values.len());
+        assert!(self.slots.iter().all(|&s| (s as usize) < self.row_stride()));
+        for derived in &self.derived {
+            match *derived {
+                Derived::Negated { feature } => assert!((feature as usize) < self.width),
+                Derived::InSet { feature, offset } => {
+                    assert!((feature as usize) < self.width);
+                    assert!((offset as usize) < self.words.len());
+                }
+            }
+        }
+    }
+
+    /// Values per encoded row: features, then derived slots.
+    pub(crate) fn row_stride(&self) -> usize {
+        self.width + self.derived.len()
+    }
+
+    /// Fills the derived slots of one row whose first `width` values are fast-encoded.
+    #[inline]
+    pub(crate) fn encode_row(&self, row: &mut [f64]) {
+        let (features, derived) = row.split_at_mut(self.width);
+        for (slot, rule) in derived.iter_mut().zip(&self.derived) {
+            *slot = match *rule {
+                Derived::Negated { feature } => -features[feature as usize],
+                Derived::InSet { feature, offset } => {
+                    let position = features[feature as usize].to_bits() as usize;
+                    // A fast-encoded category position lies inside its padded set.
+                    let word = self.words[offset as usize + (position >> 5)];
+                    if (word >> (position & 31)) & 1 == 1 {
+                        0.0
+                    } else {
+                        1.0
+                    }
+                }
+            };
+        }
+    }
+
+    /// Adds every tree's leaf value, in tree order, to `sums[r]` for each of the `sums.len()`
+    /// encoded rows in `features` (row `r` at `features[r * row_stride()..]`).
+    pub(crate) fn add_block(&self, features: &[f64], sums: &mut [f64], accumulate: Accumulate) {
+        let rows = sums.len();
+        let row_stride = self.row_stride();
+        assert!(features.len() >= rows * row_stride, "scratch block too small");
+        let full = rows - rows % LANES;
+        // Full chunks: 8 rows of one tree.
+        for tree in 0..self.trees {
+            let roots = [tree * self.stride; LANES];
+            for first in (0..full).step_by(LANES) {
+                let starts = std::array::from_fn(|j| (first + j) * row_stride);
+                let leaves = self.walk(roots, starts, features);
+                for (sum, leaf) in sums[first..first + LANES].iter_mut().zip(leaves) {
+                    *sum = accumulate.add(*sum, leaf);
+                }
+            }
+        }
+        if full < rows {
+            self.add_tail(features, &mut sums[full..], full * row_stride, accumulate);
+        }
+    }
+
+    /// The last `sums.len() < 8` rows (from `features[offset..]`): lanes are (tree, row)
+    /// pairs in tree-major order, 8 at a time; a short last chunk repeats its first lane and
+    /// drops the extra results.
+    fn add_tail(&self, features: &[f64], sums: &mut [f64], offset: usize, accumulate: Accumulate) {
+        let rows = sums.len();
+        let row_stride = self.row_stride();
+        let mut lanes = (0..self.trees).flat_map(|t| (0..rows).map(move |r| (t, r)));
+        loop {
+            let mut chunk = [(0, 0); LANES];
+            let mut count = 0;
+            for (slot, lane) in chunk.iter_mut().zip(lanes.by_ref()) {
+                *slot = lane;
+                count += 1;
+            }
+            if count == 0 {
+                return;
+            }
+            let first = chunk[0];
+            chunk[count..].fill(first);
+            let roots = chunk.map(|(t, _)| t * self.stride);
+            let starts = chunk.map(|(_, r)| offset + r * row_stride);
+            let leaves = self.walk(roots, starts, features);
+            for (&(_, r), leaf) in chunk[..count].iter().zip(leaves) {
+                sums[r] = accumulate.add(sums[r], leaf);
+            }
+        }
+    }
+
+    /// Walks 8 lanes `depth` steps (lane j: tree entries from `roots[j]`, row at
+    /// `features[starts[j]..]`) and returns their leaf values.
+    #[inline(always)]
+    fn walk(&self, roots: [usize; LANES], starts: [usize; LANES], features: &[f64]) -> [f64; 8] {
+        let mut at = roots;
+        for _ in 0..self.depth {
+            for j in 0..LANES {
+                at[j] = self.step(at[j], roots[j], starts[j], features);
+            }
+        }
+        std::array::from_fn(|j| {
+            debug_assert!(at[j] < self.values.len());
+            // SAFETY: after `depth` steps `at - root` is a leaf entry of the tree (< stride).
+            unsafe { *self.values.get_unchecked(at[j]) }
+        })
+    }
+
+    /// One step of one lane: the child entry of `at` (tree starting at `root`) for the row at
+    /// `features[start..]`.
+    #[inline(always)]
+    fn step(&self, at: usize, root: usize, start: usize, features: &[f64]) -> usize {
+        debug_assert!(at < self.values.len() && start + self.row_stride() <= features.len());
+        // SAFETY: `root` is a tree's first entry and `at - root` a split entry (< stride
+        // after fewer than `depth` steps) so `at < values.len() == slots.len()`; every slot
+        // is < row_stride (`check_invariants`) and `add_block` asserted that `features` holds
+        // every row of the block, `start` being one row's offset.
+        let (value, threshold) = unsafe {
+            let slot = *self.slots.get_unchecked(at) as usize;
+            (*features.get_unchecked(start + slot), *self.values.get_unchecked(at))
+        };
+        let second = usize::from(!(value <= threshold));
+        2 * at - root + 1 + second
+    }
+}
+
+impl TreeBuilder<'_> {
+    /// Places fast node `node` at heap position `k` (depth `level`) and its subtree below.
+    fn place(&mut self, node: u32, k: usize, level: u32) {
+        let at = self.base + k;
+        let split = self.fast.split(node);
+        if level == self.forest.depth {
+            assert!(split.is_none(), "a split below the model's depth");
+            self.forest.values[at] = self.fast.leaf_value(node);
+            return;
+        }
+        // A leaf above the last level: a dummy split whose subtrees both end in this leaf.
+        let (slot, threshold, children) = match split {
+            None => (0, 0.0, [node, node]),
+            Some(split) => {
+                let (slot, threshold) = self.slot_of(&split);
+                (slot, threshold, split.children)
+            }
+        };
+        self.forest.slots[at] = slot;
+        self.forest.values[at] = threshold;
+        self.place(children[0], 2 * k + 1, level + 1);
+        self.place(children[1], 2 * k + 2, level + 1);
+    }
+
+    /// The row slot a split reads and the threshold it compares with.
+    fn slot_of(&mut self, split: &Split) -> (u32, f64) {
+        let width = self.forest.width as u32;
+        let derived = &mut self.forest.derived;
+        let feature = split.feature;
+        match split.kind {
+            SplitKind::Plain => (feature, split.threshold),
+            SplitKind::Mirrored => {
+                let slot = *self
+                    .negated
+                    .entry(feature)
+                    .or_insert_with(|| push(derived, width, Derived::Negated { feature }));
+                (slot, split.threshold)
+            }
+            SplitKind::Category { offset } => (self.set_slot(feature, offset), SET_THRESHOLD),
+        }
+    }
+
+    /// The slot of the (deduplicated) set at fast `words[offset..]` of a categorical feature.
+    fn set_slot(&mut self, feature: u32, offset: u32) -> u32 {
+        let width = self.forest.width as u32;
+        let FeaturePlan::Category { words } = self.fast.plans[feature as usize] else {
+            unreachable!("fast layout: categorical node on a non-categorical feature");
+        };
+        let set = self.fast.words[offset as usize..][..=words as usize].to_vec();
+        let (derived, words_out) = (&mut self.forest.derived, &mut self.forest.words);
+        *self.sets.entry((feature, set)).or_insert_with_key(|(feature, set)| {
+            let offset = words_out.len() as u32;
+            words_out.extend_from_slice(set);
+            push(derived, width, Derived::InSet { feature: *feature, offset })
+        })
+    }
+}
+/// Appends a derived slot and returns its row slot.
+fn push(derived: &mut Vec<Derived>, width: u32, rule: Derived) -> u32 {
+    derived.push(rule);
+    width + derived.len() as u32 - 1
+}
