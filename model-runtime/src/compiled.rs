@@ -78,6 +78,8 @@ pub struct Scratch {
     features: Vec<f64>,
     cursors: Vec<u32>,
     sums: Vec<f64>,
+    /// One row being encoded for the perfect kernel.
+    row: Vec<f64>,
 }
 
 impl Scratch {
@@ -86,8 +88,11 @@ impl Scratch {
         Self::default()
     }
 
-    fn fit(&mut self, width: usize) {
-        let features = BLOCK_ROWS * width;
+    fn fit(&mut self, width: usize, row_stride: usize) {
+        if self.row.len() < width {
+            self.row.resize(width, 0.0);
+        }
+        let features = BLOCK_ROWS * row_stride;
         if self.features.len() < features {
             self.features.resize(features, 0.0);
         }
@@ -311,10 +316,10 @@ impl Forest {
         scratch: &mut Scratch,
         out: &mut [f64],
     ) {
-        scratch.fit(self.row_stride());
+        scratch.fit(self.width, self.row_stride());
         let block_values = BLOCK_ROWS * n_features;
         for (block, block_out) in rows.chunks(block_values).zip(out.chunks_mut(BLOCK_ROWS)) {
-            self.load_block(block, n_features, block_out.len(), &mut scratch.features);
+            self.load_block(block, n_features, block_out.len(), scratch);
             self.score_block(scratch, block_out);
         }
     }
@@ -326,49 +331,56 @@ impl Forest {
             .map_or(self.width, PerfectForest::row_stride)
     }
 
-    /// Copies `count` rows into `features` (stride `row_stride()`), normalised as the source
-    /// library sees them, then encoded for the kernel that scores them.
+    /// Copies `count` rows into `scratch.features`, normalised as the source library sees
+    /// them and encoded for the kernel that scores them: row-major (stride `width`) for the
+    /// fast and general kernels, the perfect kernel's column-major block otherwise.
     fn load_block<T: FeatureValue>(
         &self,
         block: &[T],
         n_features: usize,
         count: usize,
-        features: &mut [f64],
+        scratch: &mut Scratch,
     ) {
         let width = self.width;
-        let stride = self.row_stride();
         for r in 0..count {
             let source = &block[r * n_features..(r + 1) * n_features];
-            let row = &mut features[r * stride..(r + 1) * stride];
-            let target = &mut row[..width];
-            let used = width.min(n_features);
-            match self.input_rule {
-                InputRule::LightGbm => {
-                    for (t, s) in target[..used].iter_mut().zip(source) {
-                        let v = s.to_f64();
-                        *t = if v.abs() <= ZERO_THRESHOLD { 0.0 } else { v };
-                    }
+            match &self.perfect {
+                Some(perfect) => {
+                    let row = &mut scratch.row[..width];
+                    self.load_row(source, row);
+                    perfect.store_row(row, &mut scratch.features, r);
                 }
-                InputRule::XgBoost => {
-                    for (t, s) in target[..used].iter_mut().zip(source) {
-                        *t = f64::from(s.to_f64() as f32);
-                    }
+                None => self.load_row(source, &mut scratch.features[r * width..(r + 1) * width]),
+            }
+        }
+    }
+
+    /// Normalises one row into `target` (`width` values) and applies the fast encoding.
+    fn load_row<T: FeatureValue>(&self, source: &[T], target: &mut [f64]) {
+        let used = self.width.min(source.len());
+        match self.input_rule {
+            InputRule::LightGbm => {
+                for (t, s) in target[..used].iter_mut().zip(source) {
+                    let v = s.to_f64();
+                    *t = if v.abs() <= ZERO_THRESHOLD { 0.0 } else { v };
                 }
             }
-            // Only a feature-less model (width 1, n_features 0) reaches here with a gap.
-            target[used..].fill(0.0);
-            if let Some(fast) = &self.fast {
-                fast.encode_row(target);
+            InputRule::XgBoost => {
+                for (t, s) in target[..used].iter_mut().zip(source) {
+                    *t = f64::from(s.to_f64() as f32);
+                }
             }
-            if let Some(perfect) = &self.perfect {
-                perfect.encode_row(row);
-            }
+        }
+        // Only a feature-less model (width 1, n_features 0) reaches here with a gap.
+        target[used..].fill(0.0);
+        if let Some(fast) = &self.fast {
+            fast.encode_row(target);
         }
     }
 
     fn score_block(&self, scratch: &mut Scratch, out: &mut [f64]) {
         let rows = out.len();
-        let features = &scratch.features[..rows * self.row_stride()];
+        let features = &scratch.features[..BLOCK_ROWS * self.row_stride()];
         let sums = &mut scratch.sums[..rows];
         sums.fill(self.base_margin);
         if let Some(perfect) = &self.perfect {

@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 
+use crate::compiled::BLOCK_ROWS;
 use crate::fast::{FastForest, FeaturePlan, Split, SplitKind};
 use crate::spec::Accumulate;
 
@@ -119,8 +120,13 @@ impl PerfectForest {
             };
             builder.place(root, 0, 0);
         }
-        if sets.len() > roots.len() * depth as usize {
+        let too_wide = u32::try_from(BLOCK_ROWS * forest.row_stride()).is_err();
+        if too_wide || sets.len() > roots.len() * depth as usize {
             return None;
+        }
+        // Slot s of block row r is at s * BLOCK_ROWS + r; fits u32 (checked above).
+        for slot in &mut forest.slots {
+            *slot *= BLOCK_ROWS as u32;
         }
         forest.check_invariants();
         Some(forest)
@@ -130,7 +136,9 @@ impl PerfectForest {
     fn check_invariants(&self) {
         assert_eq!(self.values.len(), self.trees * self.stride);
         assert_eq!(self.slots.len(), self.values.len());
-        assert!(self.slots.iter().all(|&s| (s as usize) < self.row_stride()));
+        let columns = BLOCK_ROWS * self.row_stride();
+        assert!(u32::try_from(columns).is_ok());
+        assert!(self.slots.iter().all(|&s| (s as usize) + BLOCK_ROWS <= columns));
         for derived in &self.derived {
             match *derived {
                 Derived::Negated { feature } => assert!((feature as usize) < self.width),
@@ -147,39 +155,48 @@ impl PerfectForest {
         self.width + self.derived.len()
     }
 
-    /// Fills the derived slots of one row whose first `width` values are fast-encoded.
+    /// Stores row `r` of a column-major block (slot `s` of row `r` at `block[s * BLOCK_ROWS
+    /// + r]`): the fast-encoded `features`, then the derived slots.
     #[inline]
-    pub(crate) fn encode_row(&self, row: &mut [f64]) {
-        let (features, derived) = row.split_at_mut(self.width);
-        for (slot, rule) in derived.iter_mut().zip(&self.derived) {
-            *slot = match *rule {
-                Derived::Negated { feature } => -features[feature as usize],
-                Derived::InSet { feature, offset } => {
-                    let position = features[feature as usize].to_bits() as usize;
-                    // A fast-encoded category position lies inside its padded set.
-                    let word = self.words[offset as usize + (position >> 5)];
-                    if (word >> (position & 31)) & 1 == 1 {
-                        0.0
-                    } else {
-                        1.0
-                    }
+    pub(crate) fn store_row(&self, features: &[f64], block: &mut [f64], r: usize) {
+        assert!(r < BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.row_stride());
+        let (plain, derived) = block.split_at_mut(BLOCK_ROWS * self.width);
+        for (column, &value) in plain.chunks_exact_mut(BLOCK_ROWS).zip(features) {
+            column[r] = value;
+        }
+        for (column, rule) in derived.chunks_exact_mut(BLOCK_ROWS).zip(&self.derived) {
+            column[r] = self.derived_value(features, *rule);
+        }
+    }
+
+    #[inline(always)]
+    fn derived_value(&self, features: &[f64], rule: Derived) -> f64 {
+        match rule {
+            Derived::Negated { feature } => -features[feature as usize],
+            Derived::InSet { feature, offset } => {
+                let position = features[feature as usize].to_bits() as usize;
+                // A fast-encoded category position lies inside its padded set.
+                let word = self.words[offset as usize + (position >> 5)];
+                if (word >> (position & 31)) & 1 == 1 {
+                    0.0
+                } else {
+                    1.0
                 }
-            };
+            }
         }
     }
 
     /// Adds every tree's leaf value, in tree order, to `sums[r]` for each of the `sums.len()`
-    /// encoded rows in `features` (row `r` at `features[r * row_stride()..]`).
+    /// rows of the column-major block `features` (see `store_row`).
     pub(crate) fn add_block(&self, features: &[f64], sums: &mut [f64], accumulate: Accumulate) {
         let rows = sums.len();
-        let row_stride = self.row_stride();
-        assert!(features.len() >= rows * row_stride, "scratch block too small");
+        assert!(rows <= BLOCK_ROWS && features.len() >= BLOCK_ROWS * self.row_stride());
         let full = rows - rows % LANES;
         // Full chunks: 8 rows of one tree.
         for tree in 0..self.trees {
             let roots = [tree * self.stride; LANES];
             for first in (0..full).step_by(LANES) {
-                let starts = std::array::from_fn(|j| (first + j) * row_stride);
+                let starts = std::array::from_fn(|j| first + j);
                 let leaves = self.walk(roots, starts, features);
                 for (sum, leaf) in sums[first..first + LANES].iter_mut().zip(leaves) {
                     *sum = accumulate.add(*sum, leaf);
@@ -187,16 +204,15 @@ impl PerfectForest {
             }
         }
         if full < rows {
-            self.add_tail(features, &mut sums[full..], full * row_stride, accumulate);
+            self.add_tail(features, &mut sums[full..], full, accumulate);
         }
     }
 
-    /// The last `sums.len() < 8` rows (from `features[offset..]`): lanes are (tree, row)
+    /// The last `sums.len() < 8` rows (from row `offset`): lanes are (tree, row)
     /// pairs in tree-major order, 8 at a time; a short last chunk repeats its first lane and
     /// drops the extra results.
     fn add_tail(&self, features: &[f64], sums: &mut [f64], offset: usize, accumulate: Accumulate) {
         let rows = sums.len();
-        let row_stride = self.row_stride();
         let mut lanes = (0..self.trees).flat_map(|t| (0..rows).map(move |r| (t, r)));
         loop {
             let mut chunk = [(0, 0); LANES];
@@ -211,7 +227,7 @@ impl PerfectForest {
             let first = chunk[0];
             chunk[count..].fill(first);
             let roots = chunk.map(|(t, _)| t * self.stride);
-            let starts = chunk.map(|(_, r)| offset + r * row_stride);
+            let starts = chunk.map(|(_, r)| offset + r);
             let leaves = self.walk(roots, starts, features);
             for (&(_, r), leaf) in chunk[..count].iter().zip(leaves) {
                 sums[r] = accumulate.add(sums[r], leaf);
@@ -219,39 +235,40 @@ impl PerfectForest {
         }
     }
 
-    /// Walks 8 lanes `depth` steps (lane j: tree entries from `roots[j]`, row at
-    /// `features[starts[j]..]`) and returns their leaf values.
+    /// Walks 8 lanes `depth` steps (lane j: the tree whose entries start at `roots[j]`, block
+    /// row `starts[j]`) and returns their leaf values.
     #[inline(always)]
     fn walk(&self, roots: [usize; LANES], starts: [usize; LANES], features: &[f64]) -> [f64; 8] {
-        let mut at = roots;
+        debug_assert!(roots.iter().all(|&r| r + self.stride <= self.values.len()));
+        debug_assert!(starts.iter().all(|&s| s < BLOCK_ROWS));
+        // SAFETY (all pointer arithmetic below): each root is a tree's first entry, so
+        // `root + k` stays inside `values`/`slots` (same length) while `k < stride`, which
+        // holds for the heap position after at most `depth` steps; every slot entry is
+        // `s * BLOCK_ROWS` with `s < row_stride` (`check_invariants`), each start is
+        // < BLOCK_ROWS, and `add_block` asserted `features.len() >= BLOCK_ROWS * row_stride`.
+        let values = roots.map(|r| unsafe { self.values.as_ptr().add(r) });
+        let slots = roots.map(|r| unsafe { self.slots.as_ptr().add(r) });
+        let rows = starts.map(|s| unsafe { features.as_ptr().add(s) });
+        let mut k = [0usize; LANES];
         for _ in 0..self.depth {
             for j in 0..LANES {
-                at[j] = self.step(at[j], roots[j], starts[j], features);
+                k[j] = unsafe { step(values[j], slots[j], rows[j], k[j]) };
             }
         }
-        std::array::from_fn(|j| {
-            debug_assert!(at[j] < self.values.len());
-            // SAFETY: after `depth` steps `at - root` is a leaf entry of the tree (< stride).
-            unsafe { *self.values.get_unchecked(at[j]) }
-        })
+        std::array::from_fn(|j| unsafe { *values[j].add(k[j]) })
     }
+}
 
-    /// One step of one lane: the child entry of `at` (tree starting at `root`) for the row at
-    /// `features[start..]`.
-    #[inline(always)]
-    fn step(&self, at: usize, root: usize, start: usize, features: &[f64]) -> usize {
-        debug_assert!(at < self.values.len() && start + self.row_stride() <= features.len());
-        // SAFETY: `root` is a tree's first entry and `at - root` a split entry (< stride
-        // after fewer than `depth` steps) so `at < values.len() == slots.len()`; every slot
-        // is < row_stride (`check_invariants`) and `add_block` asserted that `features` holds
-        // every row of the block, `start` being one row's offset.
-        let (value, threshold) = unsafe {
-            let slot = *self.slots.get_unchecked(at) as usize;
-            (*features.get_unchecked(start + slot), *self.values.get_unchecked(at))
-        };
-        let second = usize::from(!(value <= threshold));
-        2 * at - root + 1 + second
-    }
+/// One step from heap position `k`: `2k + 1` if `row[slot[k]] <= value[k]`, else `2k + 2`
+/// (`row` points at the row's first value in the column-major block; slots are premultiplied
+/// by `BLOCK_ROWS`).
+///
+/// # Safety
+/// `k` must be a split entry of the tree at `values`/`slots`, whose slot is within the block.
+#[inline(always)]
+unsafe fn step(values: *const f64, slots: *const u32, row: *const f64, k: usize) -> usize {
+    let (value, threshold) = unsafe { (*row.add(*slots.add(k) as usize), *values.add(k)) };
+    2 * k + 1 + usize::from(!(value <= threshold))
 }
 
 impl TreeBuilder<'_> {
