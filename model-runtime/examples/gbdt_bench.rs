@@ -1,8 +1,9 @@
 //! Single-thread scoring benchmark (not a test): `cargo run --release -p model-runtime
 //! --example gbdt_bench -- MODEL ROWS_CSV ROW_COUNT`. Reads the CSV (header = feature names,
 //! empty = NaN), tiles it to ROW_COUNT rows and prints, per batch size, the best of several
-//! passes as `batch=N ns_per_row=X ns_per_tree_row=Y checksum=Z`. Time is this thread's CPU
-//! time (CLOCK_THREAD_CPUTIME_ID), so other processes on a shared machine distort it less.
+//! passes as `batch=N ns_per_row=X ns_per_tree_row=Y checksum=Z`, after a `kernel=K` line.
+//! Time is this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so other processes on a shared
+//! machine distort it less.
 
 use model_runtime::{Model, Scratch};
 
@@ -52,6 +53,7 @@ fn main() {
         .take(row_count * width)
         .collect();
     let trees = model.info().trees as f64;
+    println!("kernel={}", model.info().kernel);
     let mut scratch = Scratch::new();
     let mut out = vec![0.0; row_count];
     for batch in [1usize, 10, 100, 1000, row_count] {

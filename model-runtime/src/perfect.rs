@@ -208,29 +208,19 @@ impl PerfectForest {
         }
     }
 
-    /// The last `sums.len() < 8` rows (from row `offset`): lanes are (tree, row)
-    /// pairs in tree-major order, 8 at a time; a short last chunk repeats its first lane and
-    /// drops the extra results.
+    /// The last `sums.len() < 8` rows (block rows from `offset`), one row at a time: lanes
+    /// are 8 consecutive trees; a short last chunk repeats its last tree and drops the extra
+    /// results.
     fn add_tail(&self, features: &[f64], sums: &mut [f64], offset: usize, accumulate: Accumulate) {
-        let rows = sums.len();
-        let mut lanes = (0..self.trees).flat_map(|t| (0..rows).map(move |r| (t, r)));
-        loop {
-            let mut chunk = [(0, 0); LANES];
-            let mut count = 0;
-            for (slot, lane) in chunk.iter_mut().zip(lanes.by_ref()) {
-                *slot = lane;
-                count += 1;
-            }
-            if count == 0 {
-                return;
-            }
-            let first = chunk[0];
-            chunk[count..].fill(first);
-            let roots = chunk.map(|(t, _)| t * self.stride);
-            let starts = chunk.map(|(_, r)| offset + r);
-            let leaves = self.walk(roots, starts, features);
-            for (&(_, r), leaf) in chunk[..count].iter().zip(leaves) {
-                sums[r] = accumulate.add(sums[r], leaf);
+        for (r, sum) in sums.iter_mut().enumerate() {
+            let starts = [offset + r; LANES];
+            for first in (0..self.trees).step_by(LANES) {
+                let count = LANES.min(self.trees - first);
+                let roots = std::array::from_fn(|j| (first + j.min(count - 1)) * self.stride);
+                let leaves = self.walk(roots, starts, features);
+                for &leaf in &leaves[..count] {
+                    *sum = accumulate.add(*sum, leaf);
+                }
             }
         }
     }

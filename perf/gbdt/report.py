@@ -21,6 +21,18 @@ def parse(path, default_name):
     return rows
 
 
+def verdict_word(theirs, ours):
+    return "faster" if theirs >= ours else "slower"
+
+
+def read_kernel(path):
+    with open(path) as log:
+        for line in log:
+            if line.startswith("kernel="):
+                return line.strip().split("=", 1)[1]
+    return None
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as info:
@@ -65,9 +77,20 @@ def main():
             verdict = "meets" if ratio >= 5 else "MISSES"
             lines.append(f"- model-runtime at batch 100 vs LightGBM's best: **{ratio:.1f}x** faster per row "
                          f"({verdict} the 5x goal).")
+        lleaves_100 = next((r[3] for r in peers if r[0] == "lleaves" and r[1] == 100), None)
+        if ours_100 and lleaves_100:
+            lines.append(f"- model-runtime at batch 100 vs lleaves at batch 100 (the goal's comparison): "
+                         f"**{lleaves_100 / ours_100[3]:.2f}x** ({verdict_word(lleaves_100, ours_100[3])}).")
         if ours_100 and lleaves:
-            lines.append(f"- model-runtime at batch 100 vs lleaves' best: **{lleaves / ours_100[3]:.2f}x** "
-                         f"({'faster' if lleaves >= ours_100[3] else 'slower'}).")
+            lines.append(f"- model-runtime at batch 100 vs lleaves' best (large batch, best effort): "
+                         f"**{lleaves / ours_100[3]:.2f}x** ({verdict_word(lleaves, ours_100[3])}).")
+        ours_best = min((r[3] for r in ours), default=None)
+        if ours_best and lleaves:
+            lines.append(f"- model-runtime's best vs lleaves' best: **{lleaves / ours_best:.2f}x** "
+                         f"({verdict_word(lleaves, ours_best)}).")
+        kernel = read_kernel(os.path.join(out_dir, f"{model}.rust.log"))
+        if kernel:
+            lines.append(f"- model-runtime kernel: `{kernel}`.")
         lines.append("")
     with open(results, "w") as out:
         out.write("\n".join(lines))
