@@ -37,7 +37,7 @@ use crate::spec::Accumulate;
 /// Deepest model scored with padded trees (a tree is `2^(D+1) - 1` entries).
 pub(crate) const PERFECT_DEPTH_MAX: u32 = 10;
 /// Padded entries may be at most this many times the real node count (plus `PAD_SLACK`).
-const PAD_FACTOR_MAX: usize = 4;
+const PAD_FACTOR_MAX: usize = 8;
 /// Small models may always pad up to this many entries.
 const PAD_SLACK: usize = 4096;
 /// Independent walks kept in registers.
