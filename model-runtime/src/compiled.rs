@@ -1,5 +1,10 @@
 //! The flat, cache-friendly layout the scorer walks, and the batch scorer itself.
 //!
+//! Three kernels, tried in order: `perfect.rs` (padded heap-ordered trees; most models),
+//! `fast.rs` (this layout with per-row input encoding, when every feature is used one
+//! consistent way), and the general walk below. This file owns the layout of the last two,
+//! block loading (normalisation) and the choice.
+//!
 //! Layout: all trees' nodes in one `Vec<Node>` (32 bytes each, two per cache line), every tree stored in
 //! breadth-first order so the top levels share cache lines. A leaf is a node whose two
 //! children are itself, so walking a tree is exactly `depth` branch-free steps
