@@ -7,7 +7,7 @@
 
 use model_runtime::{Model, Scratch};
 
-const PASSES: usize = 7;
+const PASSES: usize = 11;
 
 fn thread_cpu_ns() -> f64 {
     let mut now = libc::timespec {

@@ -19,8 +19,8 @@
 
 use crate::error::LoadError;
 use crate::fast::FastForest;
-use crate::perfect::PerfectForest;
 use crate::lightgbm::ZERO_THRESHOLD;
+use crate::perfect::PerfectForest;
 use crate::spec::{Accumulate, InputRule, ModelSpec, SpecNode, Test};
 
 /// Rows copied into the scratch block per pass.

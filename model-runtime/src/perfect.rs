@@ -52,8 +52,11 @@ pub(crate) const PERFECT_DEPTH_MAX: u32 = 10;
 const PAD_FACTOR_MAX: usize = 8;
 /// Small models may always pad up to this many entries.
 const PAD_SLACK: usize = 4096;
-/// Independent walks kept in registers.
+/// Independent walks kept in registers (tails, small batches).
 const LANES: usize = 8;
+/// Rows of one tree walked together where the block has them (16 measured ~10 % faster
+/// than 8 at large batches; more would spill the heap positions out of registers).
+const WIDE_LANES: usize = 16;
 /// Threshold of a set slot (`0.0` = in the set = first child, `1.0` = second).
 const SET_THRESHOLD: f64 = 0.5;
 
@@ -150,7 +153,11 @@ impl PerfectForest {
         assert_eq!(self.slots.len(), self.values.len());
         let columns = BLOCK_ROWS * self.row_stride();
         assert!(u32::try_from(columns).is_ok());
-        assert!(self.slots.iter().all(|&s| (s as usize) + BLOCK_ROWS <= columns));
+        assert!(
+            self.slots
+                .iter()
+                .all(|&s| (s as usize) + BLOCK_ROWS <= columns)
+        );
         for derived in &self.derived {
             match *derived {
                 Derived::Negated { feature } => assert!((feature as usize) < self.width),
@@ -199,24 +206,38 @@ impl PerfectForest {
     }
 
     /// Adds every tree's leaf value, in tree order, to `sums[r]` for each of the `sums.len()`
-    /// rows of the column-major block `features` (see `store_row`).
+    /// rows of the column-major block `features` (see `store_row`): rows in chunks of 16,
+    /// then 8, of one tree at a time; the last `rows % 8` rows by `add_tail`.
     pub(crate) fn add_block(&self, features: &[f64], sums: &mut [f64], accumulate: Accumulate) {
         let rows = sums.len();
         assert!(rows <= BLOCK_ROWS && features.len() >= BLOCK_ROWS * self.row_stride());
-        let full = rows - rows % LANES;
-        // Full chunks: 8 rows of one tree.
+        let wide = rows - rows % WIDE_LANES;
+        self.add_rows::<WIDE_LANES>(features, &mut sums[..wide], 0, accumulate);
+        let narrow = rows - rows % LANES;
+        self.add_rows::<LANES>(features, &mut sums[wide..narrow], wide, accumulate);
+        if narrow < rows {
+            self.add_tail(features, &mut sums[narrow..], narrow, accumulate);
+        }
+    }
+
+    /// Block rows `offset..offset + sums.len()` (a multiple of `N`), `N` rows of one tree at
+    /// a time.
+    fn add_rows<const N: usize>(
+        &self,
+        features: &[f64],
+        sums: &mut [f64],
+        offset: usize,
+        accumulate: Accumulate,
+    ) {
         for tree in 0..self.trees {
-            let roots = [tree * self.stride; LANES];
-            for first in (0..full).step_by(LANES) {
-                let starts = std::array::from_fn(|j| first + j);
+            let roots = [tree * self.stride; N];
+            for (first, chunk) in sums.chunks_exact_mut(N).enumerate() {
+                let starts = std::array::from_fn(|j| offset + first * N + j);
                 let leaves = self.walk(roots, starts, features);
-                for (sum, leaf) in sums[first..first + LANES].iter_mut().zip(leaves) {
+                for (sum, leaf) in chunk.iter_mut().zip(leaves) {
                     *sum = accumulate.add(*sum, leaf);
                 }
             }
-        }
-        if full < rows {
-            self.add_tail(features, &mut sums[full..], full, accumulate);
         }
     }
 
@@ -240,7 +261,12 @@ impl PerfectForest {
     /// Walks 8 lanes `depth` steps (lane j: the tree whose entries start at `roots[j]`, block
     /// row `starts[j]`) and returns their leaf values.
     #[inline(always)]
-    fn walk(&self, roots: [usize; LANES], starts: [usize; LANES], features: &[f64]) -> [f64; 8] {
+    fn walk<const N: usize>(
+        &self,
+        roots: [usize; N],
+        starts: [usize; N],
+        features: &[f64],
+    ) -> [f64; N] {
         debug_assert!(roots.iter().all(|&r| r + self.stride <= self.values.len()));
         debug_assert!(starts.iter().all(|&s| s < BLOCK_ROWS));
         // SAFETY (all pointer arithmetic below): each root is a tree's first entry, so
@@ -251,9 +277,9 @@ impl PerfectForest {
         let values = roots.map(|r| unsafe { self.values.as_ptr().add(r) });
         let slots = roots.map(|r| unsafe { self.slots.as_ptr().add(r) });
         let rows = starts.map(|s| unsafe { features.as_ptr().add(s) });
-        let mut k = [0usize; LANES];
+        let mut k = [0usize; N];
         for _ in 0..self.depth {
-            for j in 0..LANES {
+            for j in 0..N {
                 k[j] = unsafe { step(values[j], slots[j], rows[j], k[j]) };
             }
         }
@@ -323,11 +349,21 @@ impl TreeBuilder<'_> {
         };
         let set = self.fast.words[offset as usize..][..=words as usize].to_vec();
         let (derived, words_out) = (&mut self.forest.derived, &mut self.forest.words);
-        *self.sets.entry((feature, set)).or_insert_with_key(|(feature, set)| {
-            let offset = words_out.len() as u32;
-            words_out.extend_from_slice(set);
-            push(derived, width, Derived::InSet { feature: *feature, offset })
-        })
+        *self
+            .sets
+            .entry((feature, set))
+            .or_insert_with_key(|(feature, set)| {
+                let offset = words_out.len() as u32;
+                words_out.extend_from_slice(set);
+                push(
+                    derived,
+                    width,
+                    Derived::InSet {
+                        feature: *feature,
+                        offset,
+                    },
+                )
+            })
     }
 }
 /// Appends a derived slot and returns its row slot.
