@@ -294,6 +294,10 @@ impl PerfectForest {
 /// # Safety
 /// `k` must be a split entry of the tree at `values`/`slots`, whose slot is within the block.
 #[inline(always)]
+#[allow(
+    clippy::neg_cmp_op_on_partial_ord,
+    reason = "NaN must take the second child: `!(v <= t)` is the rule, not `v > t`"
+)]
 unsafe fn step(values: *const f64, slots: *const u32, row: *const f64, k: usize) -> usize {
     let (value, threshold) = unsafe { (*row.add(*slots.add(k) as usize), *values.add(k)) };
     2 * k + 1 + usize::from(!(value <= threshold))
