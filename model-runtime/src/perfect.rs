@@ -21,12 +21,13 @@
 //!
 //! Rows are stored column-major in the scratch block (slot `s` of block row `r` at
 //! `s * BLOCK_ROWS + r`) and slot numbers are stored premultiplied by `BLOCK_ROWS`, so the
-//! 8 rows of a chunk are one base pointer plus constant offsets: the step compiles to six
+//! rows of a chunk are one base pointer plus constant offsets: the step compiles to six
 //! instructions (three loads, `ucomisd`, `setb`, `lea`) with every lane in a register.
 //!
-//! Scoring walks 8 independent lanes at once to hide load latency: tree by tree, 8 rows of the
-//! block at a time; the last `rows % 8` rows of a block walk 8 trees at a time each. Leaf
-//! values are added per row in tree order, so sums are bit-identical to a tree-by-tree loop.
+//! Scoring interleaves independent walks to hide load latency: tree by tree, 16 rows of the
+//! block at a time (then 8); the last `rows % 8` rows of a block walk 8 trees at a time each.
+//! Leaf values are added per row in tree order, so sums are bit-identical to a tree-by-tree
+//! loop.
 //!
 //! Chosen only when padding stays cheap (`PERFECT_DEPTH_MAX`, `PAD_FACTOR_MAX`) and the set
 //! slots cost less to encode than the walk (`sets <= trees * depth`); otherwise the fast
@@ -36,7 +37,8 @@
 //! Milan, +-20 % noise), ns per row at batch 100: fast kernel 1670-2000 (categorical) and
 //! 910-1000 (numeric); this layout with row-major rows and per-lane `root` arithmetic ~780 /
 //! ~670 (the row offsets spilled to the stack); with local heap indices and per-lane base
-//! pointers ~700 / ~590; column-major block ~650 / ~550. The criteo depth-7 fixture (padding
+//! pointers ~700 / ~590; column-major block ~650 / ~550;
+//! 16-row chunks ~600 / ~525 (and ~10 % at large batches). The criteo depth-7 fixture (padding
 //! 5.1x its real nodes) went from ~2100 to ~800, hence `PAD_FACTOR_MAX` = 8. A 32-row block
 //! measured no better than 16 (the block then outgrows L1).
 

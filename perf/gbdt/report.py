@@ -59,6 +59,9 @@ def main():
              "after `compile(raw_score=True)`.",
              "- Goal (issue #3): >= 5x LightGBM per row at batch 100, and not slower than lleaves. "
              "The verdict lines under each table are computed from this run.",
+             "- Run-to-run spread on this shared 2-core VM is about +-25 % for every engine, the peers "
+             "included (lleaves' 50000-row figure has ranged ~490-700 ns/row between runs): compare "
+             "engines within one run, and rerun before trusting a margin under ~1.3x.",
              "- Python peers at batch 1 and 100 pay a Python call per batch; that overhead is real for a "
              "Python caller but says little about the tree walk itself: compare the large-batch rows for that.",
              ""]
