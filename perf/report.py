@@ -43,9 +43,9 @@ L.append(f"\nHighest sustained rate (achieved within 3 %, p99 < 10 ms, no errors
 L.append("## Full pipeline: capacity with internal p99 < 1 ms\n")
 L.append("| target req/s | achieved | client p99 (us) | internal p50 (us) | internal p99 (us) | internal p99.9 (us) |")
 L.append("|---:|---:|---:|---:|---:|---:|")
-for f in sorted(p for p in os.listdir(out) if p.startswith("cap-") and p.endswith(".stats.json")):
-    r = int(f.split("-")[1].split(".")[0])
-    j, st = rd(f"cap-{r}.json"), rd(f)["total"]["latency_total"]
+cap_rates = sorted(int(p.split("-")[1].split(".")[0]) for p in os.listdir(out) if p.startswith("cap-") and p.endswith(".stats.json"))
+for r in cap_rates:
+    j, st = rd(f"cap-{r}.json"), rd(f"cap-{r}.stats.json")["total"]["latency_total"]
     L.append(f"| {r} | {j['rate_achieved']:.0f} | {j['latency_us']['p99']} | {st['p50_us']:.0f} | {st['p99_us']:.0f} | {st['p99_9_us']:.0f} |")
 goal = 10_000 * shards
 L.append(f"\nHighest tested rate with internal p99 < 1 ms and no errors: **{cap} req/s ({cap / shards:.0f} per core)**; goal >= 10,000 per core: {'meets' if cap >= goal else 'MISSES'}.")
