@@ -4,6 +4,7 @@
 //!   into the same types, both followed by the same validation;
 //! - write: our hand-written writer for the parsed request vs `serde_json::to_vec` of the same
 //!   document as a `serde_json::Value` (the types have no `Serialize`: the writer is ours).
+//!
 //! Prints a table, or one JSON object with `--json` (read by perf/run.sh).
 
 use std::hint::black_box;
