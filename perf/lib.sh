@@ -4,6 +4,28 @@
 
 PIDS=()
 NGX_DIR=""
+
+# CPU split between the servers under test and the load generator, so "per core" means a core the
+# server has to itself: the first half of the CPUs serve (one shard or nginx worker each), the
+# second half load. On a 2-CPU machine: CPU 0 serves, CPU 1 loads. Override with SERVER_CPUS /
+# LOAD_CPUS (taskset lists) and SHARDS.
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ]; then
+  HALF=$(( NCPU / 2 ))
+  SERVER_CPUS=${SERVER_CPUS:-0-$(( HALF - 1 ))}
+  LOAD_CPUS=${LOAD_CPUS:-$HALF-$(( NCPU - 1 ))}
+  SHARDS=${SHARDS:-$HALF}
+else
+  SERVER_CPUS=${SERVER_CPUS:-0}; LOAD_CPUS=${LOAD_CPUS:-0}; SHARDS=${SHARDS:-1}
+fi
+# nginx worker_cpu_affinity masks for the server CPUs (one worker per CPU).
+ngx_affinity() {
+  local masks="" c
+  for c in $(seq "${SERVER_CPUS%-*}" "${SERVER_CPUS#*-}"); do
+    masks+=" $(python3 -c "print(bin(1 << $c)[2:])")"
+  done
+  echo "$masks"
+}
 cleanup_perf() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$NGX_DIR" ]; then nginx -c "$NGX_DIR/nginx.conf" -s stop 2>/dev/null || true; fi
@@ -18,13 +40,13 @@ ensure_nginx() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
 }
 
-# start_nginx PORT WORKERS: `return 204` on every path, one worker per core, keep-alive.
+# start_nginx PORT: `return 204` on every path, one worker per server CPU, keep-alive.
 start_nginx() {
-  local port=$1 workers=$2
+  local port=$1
   NGX_DIR=$(mktemp -d)
   cat > "$NGX_DIR/nginx.conf" <<NGX
-worker_processes $workers;
-worker_cpu_affinity auto;
+worker_processes $SHARDS;
+worker_cpu_affinity$(ngx_affinity);
 pid $NGX_DIR/nginx.pid;
 error_log $NGX_DIR/error.log warn;
 events { worker_connections 4096; }
@@ -40,7 +62,8 @@ NGX
 # start_adserver PORT [adserver args...]: sets ADS_PID, waits for /health.
 start_adserver() {
   local port=$1; shift
-  "$BIN/adserver" --listen "127.0.0.1:$port" --catalog demo-data/catalog.json "$@" serve \
+  taskset -c "$SERVER_CPUS" "$BIN/adserver" --listen "127.0.0.1:$port" --shards "$SHARDS" \
+    --catalog demo-data/catalog.json "$@" serve \
     2>>"$OUT/adserver-$port.log" &
   ADS_PID=$!
   PIDS+=("$ADS_PID")
@@ -57,7 +80,7 @@ stop_adserver() {
 # load NAME URL RATE [rtb-load args...]: writes $OUT/NAME-RATE.json and .txt.
 load() {
   local name=$1 url=$2 rate=$3; shift 3
-  "$BIN/rtb-load" --target "$url" --rate "$rate" --duration "${DUR:-8s}" --warmup "${WARMUP:-2s}" \
+  taskset -c "$LOAD_CPUS" "$BIN/rtb-load" --threads "${LOAD_THREADS:-1}" --target "$url" --rate "$rate" --duration "${DUR:-8s}" --warmup "${WARMUP:-2s}" \
     --connections "${CONNS:-64}" --users demo-data/users.csv --json "$OUT/$name-$rate.json" "$@" \
     > "$OUT/$name-$rate.txt"
 }

@@ -17,11 +17,12 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:--C target-cpu=native}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/perf}"
 QUICK=${QUICK:-0}
-SHARDS=${SHARDS:-$(nproc)}
 OUT=perf/out/suite
 rm -rf "$OUT"; mkdir -p "$OUT"
 BIN=$CARGO_TARGET_DIR/release
 export BIN OUT
+source perf/lib.sh   # sets SHARDS, SERVER_CPUS, LOAD_CPUS (servers and load on separate CPUs)
+export SHARDS SERVER_CPUS LOAD_CPUS
 
 echo "== building (release, target-cpu=native)"
 cargo build --release -q -p engine -p tools -p perf
@@ -38,10 +39,9 @@ echo "== 1. no-bid path vs nginx return 204"
 SKIP_BUILD=1 BIN=$BIN DUR=$DUR perf/foundation/run.sh $NOBID_RATES > "$OUT/foundation.log"
 cp perf/out/foundation/*.json "$OUT/" 2>/dev/null || true
 
-source perf/lib.sh
 echo "== 2. full pipeline capacity (internal p99 < 1 ms)"
 for r in $CAP_RATES; do
-  start_adserver 18091 --shards "$SHARDS"
+  start_adserver 18091
   load cap http://127.0.0.1:18091/openrtb2/auction "$r"
   curl -s http://127.0.0.1:18091/stats > "$OUT/cap-$r.stats.json"
   stop_adserver
@@ -59,14 +59,14 @@ PY
 )
 AT80=$(( CAP > 0 ? CAP * 8 / 10 : ${CAP_RATES%% *} ))
 echo "   capacity $CAP req/s; measuring at $AT80"
-start_adserver 18091 --shards "$SHARDS"
+start_adserver 18091
 DUR=$([ "$QUICK" = 1 ] && echo 6s || echo 15s) load at80 http://127.0.0.1:18091/openrtb2/auction "$AT80"
 curl -s http://127.0.0.1:18091/stats > "$OUT/at80-$AT80.stats.json"
 stop_adserver
 
 echo "== 3. io_uring vs legacy driver (full pipeline at $AT80 req/s)"
 for d in uring legacy; do
-  start_adserver 18092 --shards "$SHARDS" --driver "$d"
+  start_adserver 18092 --driver "$d"
   load "driver-$d" http://127.0.0.1:18092/openrtb2/auction "$AT80"
   curl -s http://127.0.0.1:18092/stats > "$OUT/driver-$d.stats.json"
   stop_adserver
@@ -82,5 +82,5 @@ if [ "${RUN_ALL:-0}" = 1 ]; then
   [ -x perf/budget/run.sh ] && bash perf/budget/run.sh || true
 fi
 
-python3 perf/report.py "$OUT" "$SHARDS" "$CAP" "$AT80" "$NOBID_RATES" > perf/REPORT.md
+python3 perf/report.py "$OUT" "$SHARDS" "$CAP" "$AT80" "$NOBID_RATES" "$SERVER_CPUS" "$LOAD_CPUS" > perf/REPORT.md
 cat perf/REPORT.md

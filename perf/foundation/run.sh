@@ -5,6 +5,8 @@
 #   3. nginx `return 204` with one worker per core (the peer),
 # all driven by rtb-load at the same fixed rates in one run, on loopback.
 # Writes perf/foundation/RESULTS.md. Needs nginx (installed with apt-get if missing).
+# Servers run on the first half of the CPUs (one shard / nginx worker each), rtb-load on the
+# other half (perf/lib.sh), so per-core figures are per core the server has to itself.
 #
 # Usage: perf/foundation/run.sh [rates...]   (default: 5000 10000 15000 20000 25000 30000 35000 40000)
 set -euo pipefail
@@ -13,17 +15,16 @@ RATES=("${@:-5000 10000 15000 20000 25000 30000 35000 40000}")
 read -r -a RATES <<< "${RATES[*]}"
 DUR=${DUR:-8s}
 CONNS=${CONNS:-64}
-SHARDS=${SHARDS:-$(nproc)}
 OUT=perf/out/foundation
 mkdir -p "$OUT"
 
-source perf/lib.sh
+source perf/lib.sh   # sets SHARDS, SERVER_CPUS, LOAD_CPUS
 ensure_nginx
 BIN=${BIN:-target/release}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p engine -p tools
 [ -f demo-data/catalog.json ] || $BIN/adgen --out demo-data
-start_nginx 18080 "$SHARDS"
-start_adserver 18081 --shards "$SHARDS"
+start_nginx 18080
+start_adserver 18081
 
 for r in "${RATES[@]}"; do
   load nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
