@@ -3,4 +3,5 @@
 //! Owns `adgen` (deterministic demo data), `load` (the `rtb-load` open-loop generator) and the
 //! CLIs in `src/bin/`. Depends on `engine` for catalog types only; nothing depends on this crate.
 pub mod adgen;
+pub mod clicklog;
 pub mod load;
