@@ -223,6 +223,9 @@ pub struct UsersFile {
 
 /// Reads a users file; `Ok(None)` when it does not exist (the engine then has no profiles).
 pub fn load_users(path: &Path) -> Result<Option<UsersFile>, ProfileError> {
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse_users(&file, &text).map(Some),
@@ -551,7 +554,8 @@ mod tests {
         assert!((personal.cat_ctr[1] - 0.1).abs() < 0.05);
         let cohort = a.user_features(&p, Basis::Cohort);
         assert_eq!(cohort.age_bucket, 2.0);
-        assert_ne!(cohort.ctr, personal.ctr);
+        assert_eq!(cohort.imps_log, 16f64.ln(), "cohort 0 averages users 0 and 3");
+        assert_eq!(personal.imps_log, 31f64.ln());
         let segment = a.user_features(&p, Basis::Segment);
         assert!(segment.age_bucket.is_nan() && segment.gender.is_nan());
         assert_eq!(segment.cat_affinity[8], 1.0);

@@ -473,7 +473,7 @@ mod tests {
             imps: 5,
             ..UserProfile::default()
         };
-        let mut count = |seed| {
+        let count = |seed| {
             let mut scorer = Scorer::new(seed);
             let mut run = run_with(&cfg, Some(&profile), &agg, &stats, &mut scorer, &m);
             let mut picks = 0;
@@ -505,17 +505,23 @@ mod tests {
 
     #[test]
     fn thompson_draws_only_for_new_campaigns_and_tracks_the_posterior() {
+        let campaigns: Vec<serde_json::Value> = [1, 2]
+            .iter()
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "advertiser_id": 1, "name": "c", "kind": {"type": "direct"},
+                    "pricing": {"model": "cpc", "bid_cpc_micros": 100_000u64}, "category": "gaming",
+                    "budget_daily_micros": 1u64, "budget_lifetime_micros": 1u64,
+                    "start_date": "2026-01-01", "end_date": "2026-12-31", "creative_ids": [1]
+                })
+            })
+            .collect();
         let catalog = crate::catalog::Catalog::from_slice(
             "t",
             &serde_json::to_vec(&serde_json::json!({
                 "version": 1, "currency": "USD", "category_ctr_priors": {"gaming": 0.02},
                 "advertisers": [{"id": 1, "name": "A", "domain": "a.example"}],
-                "campaigns": [1, 2].iter().map(|id| serde_json::json!({
-                    "id": id, "advertiser_id": 1, "name": "c", "kind": {"type": "direct"},
-                    "pricing": {"model": "cpc", "bid_cpc_micros": 100_000u64}, "category": "gaming",
-                    "budget_daily_micros": 1u64, "budget_lifetime_micros": 1u64,
-                    "start_date": "2026-01-01", "end_date": "2026-12-31", "creative_ids": [1]
-                })).collect::<Vec<_>>(),
+                "campaigns": campaigns,
                 "creatives": [{"id": 1, "format": "banner", "w": 300, "h": 250, "adm": "b"}]
             }))
             .unwrap(),
