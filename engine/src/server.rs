@@ -29,7 +29,7 @@ impl Engine {
         let users = crate::profile::load_users(&config.profiles.path)?;
         match &users {
             Some(u) => tracing::info!(users = u.users.len(), path = %config.profiles.path.display(), "profiles read"),
-            None => tracing::warn!(path = %config.profiles.path.display(), "no users file: every user is scored by the category prior"),
+            None => tracing::info!(path = %config.profiles.path.display(), "no users file: every user is scored by the category prior"),
         }
         tracing::info!(version = %model.version, source = %model.source, "CTR model loaded");
         let shared = Arc::new(Shared {

@@ -699,7 +699,23 @@ mod tests {
         std::fs::write(&path, &csv).unwrap();
         let pop = crate::load::population::Population::from_csv(&path).unwrap();
         assert_eq!(pop.len(), 1000);
-        let act = |i: usize| lines[i].rsplit(',').next().unwrap().parse::<f64>().unwrap();
+        let act = |i: usize| {
+            let fields = engine::profile::split_csv_line(lines[i]).unwrap();
+            fields[11].parse::<f64>().unwrap()
+        };
         assert!((act(1) / act(10) - 10.0).abs() < 1e-6);
+        // The engine reads the profile columns of the same file.
+        let parsed = engine::profile::parse_users("users.csv", &csv).unwrap();
+        assert_eq!(parsed.users.len(), 1000);
+        let heavy = parsed.users[0].1;
+        assert!(heavy.imps > 100, "the most active user has a long history");
+        let none = parsed.users.iter().filter(|(_, p)| p.imps == 0).count();
+        assert!(none > 30 && none < 150, "about 8 % new users: {none}");
+    }
+
+    #[test]
+    fn category_names_match_the_engine_schema() {
+        let names: Vec<&str> = CATEGORY_PRIORS.iter().map(|c| c.0).collect();
+        assert_eq!(names, CATEGORIES);
     }
 }
