@@ -95,7 +95,9 @@ pub fn run_auction(
     let mut clock = StageClock::default();
     let mut tally = SlotTally::default();
     for (i, slot) in job.slots.iter().enumerate() {
-        let t = auction_slot(job, i, slot, catalog, ledger, cfg, scratch, m, ml, &mut clock);
+        let t = auction_slot(
+            job, i, slot, catalog, ledger, cfg, scratch, m, ml, &mut clock,
+        );
         tally.eligible |= t.eligible;
         tally.above_floor |= t.above_floor;
         if let Some(win) = t.win {

@@ -207,7 +207,7 @@ pub struct ModelConfig {
     pub epsilon0: f64,
     /// Users with at least this many impressions are not explored.
     pub explore_imps_max: u64,
-    /// Thompson sampling for campaigns in bootstrap.
+    /// Thompson sampling for CPC campaigns in bootstrap.
     pub thompson_enabled: bool,
     /// A campaign leaves bootstrap at this many impressions (estimated over all shards).
     pub thompson_imps_max: u64,

@@ -267,19 +267,56 @@ fn write_ml(out: &mut String, snaps: &[ShardSnapshot]) {
     }
     type Row = (&'static str, &'static str, fn(&ShardSnapshot) -> u64);
     let rows: [Row; 8] = [
-        ("adcore_explorations_total", "Epsilon-greedy explorations (random candidate ranked first).", |s| s.metrics.ml.explorations),
-        ("adcore_thompson_draws_total", "Thompson draws for campaigns in bootstrap.", |s| s.metrics.ml.thompson_draws),
-        ("adcore_model_errors_total", "Batches the model refused (scored by the prior instead).", |s| s.metrics.ml.model_errors),
-        ("adcore_clicks_total", "Clicks received (/notice/click), counted on the user's owner shard.", |s| s.metrics.ml.clicks),
-        ("adcore_clicks_unknown_user_total", "Clicks by users without a profile.", |s| s.metrics.ml.clicks_unknown_user),
-        ("adcore_impressions_profiled_total", "Paid impressions counted in a user profile.", |s| s.metrics.ml.impressions_profiled),
-        ("adcore_model_loads_total", "Model reloads swapped on every shard (counted by the shard that ran them).", |s| s.metrics.ml.model_loads),
-        ("adcore_model_load_failures_total", "Model reloads refused (the previous model kept serving).", |s| s.metrics.ml.model_load_failures),
+        (
+            "adcore_explorations_total",
+            "Epsilon-greedy explorations (random candidate ranked first).",
+            |s| s.metrics.ml.explorations,
+        ),
+        (
+            "adcore_thompson_draws_total",
+            "Thompson draws for campaigns in bootstrap.",
+            |s| s.metrics.ml.thompson_draws,
+        ),
+        (
+            "adcore_model_errors_total",
+            "Batches the model refused (scored by the prior instead).",
+            |s| s.metrics.ml.model_errors,
+        ),
+        (
+            "adcore_clicks_total",
+            "Clicks received (/notice/click), counted on the user's owner shard.",
+            |s| s.metrics.ml.clicks,
+        ),
+        (
+            "adcore_clicks_unknown_user_total",
+            "Clicks by users without a profile.",
+            |s| s.metrics.ml.clicks_unknown_user,
+        ),
+        (
+            "adcore_impressions_profiled_total",
+            "Paid impressions counted in a user profile.",
+            |s| s.metrics.ml.impressions_profiled,
+        ),
+        (
+            "adcore_model_loads_total",
+            "Model reloads swapped on every shard (counted by the shard that ran them).",
+            |s| s.metrics.ml.model_loads,
+        ),
+        (
+            "adcore_model_load_failures_total",
+            "Model reloads refused (the previous model kept serving).",
+            |s| s.metrics.ml.model_load_failures,
+        ),
     ];
     for (name, help, f) in rows {
         write_counter_family(out, snaps, name, help, f);
     }
-    write_prom_header(out, "adcore_model_info", "gauge", "The model a shard serves (1 = in use).");
+    write_prom_header(
+        out,
+        "adcore_model_info",
+        "gauge",
+        "The model a shard serves (1 = in use).",
+    );
     for s in snaps {
         let _ = writeln!(
             out,
@@ -287,9 +324,18 @@ fn write_ml(out: &mut String, snaps: &[ShardSnapshot]) {
             s.shard, s.model_version
         );
     }
-    write_prom_header(out, "adcore_profiles", "gauge", "User profiles held per shard.");
+    write_prom_header(
+        out,
+        "adcore_profiles",
+        "gauge",
+        "User profiles held per shard.",
+    );
     for s in snaps {
-        let _ = writeln!(out, "adcore_profiles{{shard=\"{}\"}} {}", s.shard, s.profiles);
+        let _ = writeln!(
+            out,
+            "adcore_profiles{{shard=\"{}\"}} {}",
+            s.shard, s.profiles
+        );
     }
     write_prom_header(
         out,
@@ -298,7 +344,11 @@ fn write_ml(out: &mut String, snaps: &[ShardSnapshot]) {
         "Users of the shard not loaded because the store was full.",
     );
     for s in snaps {
-        let _ = writeln!(out, "adcore_profiles_dropped{{shard=\"{}\"}} {}", s.shard, s.profiles_dropped);
+        let _ = writeln!(
+            out,
+            "adcore_profiles_dropped{{shard=\"{}\"}} {}",
+            s.shard, s.profiles_dropped
+        );
     }
 }
 
@@ -405,7 +455,12 @@ fn shard_stats(shard: Option<usize>, driver: &str, snaps: &[&ShardSnapshot]) -> 
         .unwrap_or_default();
     st.tiers = Tier::ALL
         .iter()
-        .map(|&t| (t.name().to_string(), sum(&|s| s.metrics.ml.tiers[t as usize])))
+        .map(|&t| {
+            (
+                t.name().to_string(),
+                sum(&|s| s.metrics.ml.tiers[t as usize]),
+            )
+        })
         .collect();
     st.explorations = sum(&|s| s.metrics.ml.explorations);
     st.thompson_draws = sum(&|s| s.metrics.ml.thompson_draws);

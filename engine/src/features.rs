@@ -100,9 +100,7 @@ pub enum SchemaError {
         model: usize,
         schema: usize,
     },
-    #[error(
-        "feature {position} is {model:?} in the model but {schema:?} in schema v{version}"
-    )]
+    #[error("feature {position} is {model:?} in the model but {schema:?} in schema v{version}")]
     Name {
         version: u32,
         position: usize,

@@ -216,8 +216,11 @@ mod tests {
     fn learning() -> Learning {
         let catalog = Catalog::from_slice(
             "t",
-            &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/catalog.json"))
-                .unwrap(),
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/catalog.json"
+            ))
+            .unwrap(),
         )
         .unwrap();
         let model = Arc::new(model_store::load(Path::new("")).unwrap());

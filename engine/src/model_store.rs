@@ -90,7 +90,10 @@ fn check(model: Model, file: String, version: String) -> Result<ServingModel, Mo
             file: file.clone(),
             message: e.to_string(),
         })?;
-    if let Some(bad) = out.iter().find(|p| !(p.is_finite() && (0.0..=1.0).contains(*p))) {
+    if let Some(bad) = out
+        .iter()
+        .find(|p| !(p.is_finite() && (0.0..=1.0).contains(*p)))
+    {
         return Err(ModelError::Smoke {
             file,
             message: format!("prediction {bad} is not a probability in [0, 1]"),

@@ -126,7 +126,12 @@ pub enum Basis {
 
 impl Aggregates {
     fn global_ctr(&self) -> f64 {
-        smoothed_ctr(self.global.clicks as f64, self.global.imps as f64, 0.02, 100.0)
+        smoothed_ctr(
+            self.global.clicks as f64,
+            self.global.imps as f64,
+            0.02,
+            100.0,
+        )
     }
 
     fn global_cat_ctr(&self, k: usize) -> f64 {
@@ -270,13 +275,20 @@ pub fn parse_users(file: &str, text: &str) -> Result<UsersFile, ProfileError> {
         let (id, p) = parse_user(&fields, &pos).map_err(bad)?;
         out.aggregates.global.add(&p);
         out.aggregates.cohorts.entry(p.cohort).or_default().add(&p);
-        out.aggregates.segments.entry(p.segment).or_default().add(&p);
+        out.aggregates
+            .segments
+            .entry(p.segment)
+            .or_default()
+            .add(&p);
         out.users.push((user_key_of_id(&id), p));
     }
     Ok(out)
 }
 
-fn parse_user(fields: &[String], pos: &[usize; COLUMNS.len()]) -> Result<(String, UserProfile), String> {
+fn parse_user(
+    fields: &[String],
+    pos: &[usize; COLUMNS.len()],
+) -> Result<(String, UserProfile), String> {
     let field = |i: usize| -> Result<&str, String> {
         fields
             .get(pos[i])
@@ -287,7 +299,10 @@ fn parse_user(fields: &[String], pos: &[usize; COLUMNS.len()]) -> Result<(String
         let t = field(i)?;
         match t.parse::<u64>() {
             Ok(v) if v <= max => Ok(v),
-            _ => Err(format!("{}: {t:?} is not an integer in 0..={max}", COLUMNS[i])),
+            _ => Err(format!(
+                "{}: {t:?} is not an integer in 0..={max}",
+                COLUMNS[i]
+            )),
         }
     };
     let id = field(0)?;
@@ -462,11 +477,18 @@ impl ProfileStore {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "user_id,country,region,devicetype,os,ua,age_bucket,gender,interests,cohort,cat_history";
+    const HEADER: &str =
+        "user_id,country,region,devicetype,os,ua,age_bucket,gender,interests,cohort,cat_history";
 
     fn history(imps: u32, clicks: u32) -> String {
         (0..N_CAT)
-            .map(|k| if k == 1 { format!("{imps}:{clicks}") } else { "0:0".into() })
+            .map(|k| {
+                if k == 1 {
+                    format!("{imps}:{clicks}")
+                } else {
+                    "0:0".into()
+                }
+            })
             .collect::<Vec<_>>()
             .join(";")
     }
@@ -504,13 +526,24 @@ mod tests {
     fn bad_lines_name_file_line_and_field() {
         let text = format!("{HEADER}\nu1,USA,CA,4,iOS,ua,9,F,,1,{}\n", history(1, 0));
         let e = parse_users("users.csv", &text).unwrap_err().to_string();
-        assert_eq!(e, "users.csv: line 2: age_bucket: \"9\" is not an integer in 0..=6");
+        assert_eq!(
+            e,
+            "users.csv: line 2: age_bucket: \"9\" is not an integer in 0..=6"
+        );
         let text = format!("{HEADER}\nu1,USA,CA,4,iOS,ua,1,F,,1,{}\n", history(1, 2));
         let e = parse_users("users.csv", &text).unwrap_err().to_string();
-        assert!(e.starts_with("users.csv: line 2: cat_history entry 1 (gaming)"), "{e}");
-        let e = parse_users("u.csv", "user_id,country\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("users.csv: line 2: cat_history entry 1 (gaming)"),
+            "{e}"
+        );
+        let e = parse_users("u.csv", "user_id,country\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "u.csv: line 1: header lacks column \"devicetype\"");
-        let text = format!("{HEADER}\nu1,USA,CA,4,iOS,ua,1,F,cars,1,{}\n", history(1, 0));
+        let text = format!(
+            "{HEADER}\nu1,USA,CA,4,iOS,ua,1,F,cars,1,{}\n",
+            history(1, 0)
+        );
         let e = parse_users("users.csv", &text).unwrap_err().to_string();
         assert!(e.contains("unknown category \"cars\""), "{e}");
     }
@@ -539,7 +572,10 @@ mod tests {
         assert!(s.record_click(key, Some(1)));
         assert!(!s.record_click(user_key_of_id("nobody"), Some(1)));
         let p = s.get(key).unwrap();
-        assert_eq!((p.imps, p.clicks, p.live_imps, p.live_clicks), (11, 2, 1, 1));
+        assert_eq!(
+            (p.imps, p.clicks, p.live_imps, p.live_clicks),
+            (11, 2, 1, 1)
+        );
         assert_eq!((p.cat_imps[1], p.cat_clicks[1]), (11, 2));
     }
 
@@ -554,7 +590,11 @@ mod tests {
         assert!((personal.cat_ctr[1] - 0.1).abs() < 0.05);
         let cohort = a.user_features(&p, Basis::Cohort);
         assert_eq!(cohort.age_bucket, 2.0);
-        assert_eq!(cohort.imps_log, 16f64.ln(), "cohort 0 averages users 0 and 3");
+        assert_eq!(
+            cohort.imps_log,
+            16f64.ln(),
+            "cohort 0 averages users 0 and 3"
+        );
         assert_eq!(personal.imps_log, 31f64.ln());
         let segment = a.user_features(&p, Basis::Segment);
         assert!(segment.age_bucket.is_nan() && segment.gender.is_nan());

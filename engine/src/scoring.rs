@@ -11,7 +11,7 @@
 //!
 //! Exploration: for known users with `n < explore_imps_max`, epsilon-greedy with
 //! `e(n) = e0 / (1 + ln(n + 1))` moves a random eligible candidate to the top of the ranking.
-//! Campaigns in bootstrap (estimated impressions < `thompson_imps_max`) get a Thompson draw:
+//! CPC campaigns in bootstrap (estimated impressions < `thompson_imps_max`) get a Thompson draw:
 //! pCTR ~ Beta(a0 + clicks, b0 + imps - clicks), with the prior centred on the tier's pCTR
 //! (`a0 = pctr * w`, `b0 = (1 - pctr) * w`, `w = thompson_prior_imps`). Campaign counters are kept
 //! per shard (the shard owning the user records the impression and its click); the global count
@@ -271,7 +271,11 @@ impl<'a> ScoringRun<'a> {
     }
 
     /// Category prior for everyone, no exploration (for tests and tools).
-    pub fn category_prior(cfg: &'a ModelConfig, scorer: &'a mut Scorer, metrics: &'a MlMetrics) -> Self {
+    pub fn category_prior(
+        cfg: &'a ModelConfig,
+        scorer: &'a mut Scorer,
+        metrics: &'a MlMetrics,
+    ) -> Self {
         ScoringRun {
             model: None,
             cfg,
@@ -304,13 +308,14 @@ impl<'a> ScoringRun<'a> {
                 .iter()
                 .map(|c| catalog.campaigns[c.campaign].ctr_prior),
         );
-        if let (Some(model), Tier::Personal | Tier::Cohort | Tier::Segment) = (self.model, self.tier)
+        if let (Some(model), Tier::Personal | Tier::Cohort | Tier::Segment) =
+            (self.model, self.tier)
             && !candidates.is_empty()
         {
             self.predict_model(model, catalog, ctx, slot, candidates, pctrs);
         }
         if self.cfg.thompson_enabled {
-            self.thompson(candidates, pctrs);
+            self.thompson(catalog, candidates, pctrs);
         }
     }
 
@@ -349,15 +354,20 @@ impl<'a> ScoringRun<'a> {
         }
     }
 
-    /// Replaces the pCTR of campaigns in bootstrap by a draw from their Beta posterior.
-    fn thompson(&mut self, candidates: &[Candidate], pctrs: &mut [f64]) {
+    /// Replaces the pCTR of CPC campaigns in bootstrap by a draw from their Beta posterior (a CPM
+    /// campaign's eCPM does not depend on its pCTR: no draw).
+    fn thompson(&mut self, catalog: &Catalog, candidates: &[Candidate], pctrs: &mut [f64]) {
         let Some(stats) = self.campaigns else {
             return;
         };
         let w = self.cfg.thompson_prior_imps;
         for (cand, p) in candidates.iter().zip(pctrs.iter_mut()) {
             let imps = stats.imps[cand.campaign];
-            if imps.saturating_mul(self.shards) >= self.cfg.thompson_imps_max {
+            let cpc = matches!(
+                catalog.campaigns[cand.campaign].spec.pricing,
+                Pricing::Cpc { .. }
+            );
+            if !cpc || imps.saturating_mul(self.shards) >= self.cfg.thompson_imps_max {
                 continue;
             }
             let clicks = stats.clicks[cand.campaign].min(imps);
@@ -489,7 +499,10 @@ mod tests {
         let a = count(7);
         assert_eq!(a, count(7), "same seed, same draws");
         let expected = 20_000.0 * epsilon(0.10, 5);
-        assert!((a as f64 - expected).abs() < expected * 0.1, "{a} vs {expected}");
+        assert!(
+            (a as f64 - expected).abs() < expected * 0.1,
+            "{a} vs {expected}"
+        );
         assert_eq!(m.explorations.get(), 2 * a as u64);
         // Unknown users and experienced users are not explored.
         let mut scorer = Scorer::new(1);
@@ -537,14 +550,26 @@ mod tests {
         let mut scorer = Scorer::new(3);
         let mut run = run_with(&cfg, None, &agg, &stats, &mut scorer, &m);
         let cands = [
-            Candidate { campaign: 0, creative: 0 },
-            Candidate { campaign: 1, creative: 0 },
+            Candidate {
+                campaign: 0,
+                creative: 0,
+            },
+            Candidate {
+                campaign: 1,
+                creative: 0,
+            },
         ];
         let mut pctrs = Vec::new();
         let mut sum = 0.0;
         let mut distinct = std::collections::HashSet::new();
         for _ in 0..2000 {
-            run.predict(&catalog, &Context::default(), &Slot::default(), &cands, &mut pctrs);
+            run.predict(
+                &catalog,
+                &Context::default(),
+                &Slot::default(),
+                &cands,
+                &mut pctrs,
+            );
             assert_eq!(pctrs[1], 0.02, "out of bootstrap: the tier's pCTR");
             sum += pctrs[0];
             distinct.insert(pctrs[0].to_bits());

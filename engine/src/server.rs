@@ -25,11 +25,16 @@ impl Engine {
 
     pub fn start_with_catalog(config: Config, catalog: Catalog) -> anyhow::Result<Engine> {
         let listen = config.server.listen;
-        let model = crate::model_store::load(&config.model.path).context("loading the CTR model")?;
+        let model =
+            crate::model_store::load(&config.model.path).context("loading the CTR model")?;
         let users = crate::profile::load_users(&config.profiles.path)?;
         match &users {
-            Some(u) => tracing::info!(users = u.users.len(), path = %config.profiles.path.display(), "profiles read"),
-            None => tracing::info!(path = %config.profiles.path.display(), "no users file: every user is scored by the category prior"),
+            Some(u) => {
+                tracing::info!(users = u.users.len(), path = %config.profiles.path.display(), "profiles read")
+            }
+            None => {
+                tracing::info!(path = %config.profiles.path.display(), "no users file: every user is scored by the category prior")
+            }
         }
         tracing::info!(version = %model.version, source = %model.source, "CTR model loaded");
         let shared = Arc::new(Shared {

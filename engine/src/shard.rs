@@ -18,10 +18,10 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
 use crate::learning::{self, Click, Learning};
-use crate::model_store::ServingModel;
-use crate::profile::UsersFile;
 use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::model_store::ServingModel;
+use crate::profile::UsersFile;
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
@@ -400,7 +400,10 @@ impl Front {
                 l.reloading.set(false);
                 bump(&m.model_load_failures, 1);
                 tracing::warn!(error = %e, "model refused; the previous model keeps serving");
-                return (422, format!("model refused, previous model still serving: {e}"));
+                return (
+                    422,
+                    format!("model refused, previous model still serving: {e}"),
+                );
             }
         };
         let replies = self
@@ -416,11 +419,17 @@ impl Front {
             .collect();
         if !failed.is_empty() {
             bump(&m.model_load_failures, 1);
-            return (503, format!("model {} not swapped on shards {failed:?}", model.version));
+            return (
+                503,
+                format!("model {} not swapped on shards {failed:?}", model.version),
+            );
         }
         bump(&m.model_loads, 1);
         tracing::info!(version = %model.version, source = %model.source, "model swapped on every shard");
-        (200, format!("model {} serving on every shard\n", model.version))
+        (
+            200,
+            format!("model {} serving on every shard\n", model.version),
+        )
     }
 
     fn health(&self, resp: &mut Response) {

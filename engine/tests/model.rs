@@ -12,13 +12,20 @@ const DEMO_MODEL: &str = include_str!("../models/demo_ctr_v1.txt");
 
 fn history(imps: u32, clicks: u32) -> String {
     (0..10)
-        .map(|k| if k == 1 { format!("{imps}:{clicks}") } else { "0:0".into() })
+        .map(|k| {
+            if k == 1 {
+                format!("{imps}:{clicks}")
+            } else {
+                "0:0".into()
+            }
+        })
         .collect::<Vec<_>>()
         .join(";")
 }
 
 fn users_csv(dir: &Path) -> std::path::PathBuf {
-    let mut s = String::from("user_id,country,devicetype,age_bucket,gender,interests,cohort,cat_history\n");
+    let mut s =
+        String::from("user_id,country,devicetype,age_bucket,gender,interests,cohort,cat_history\n");
     s += &format!("heavy,USA,2,2,F,gaming,33,{}\n", history(500, 20));
     s += &format!("light,USA,2,3,M,,48,{}\n", history(3, 0));
     let p = dir.join("users.csv");
@@ -51,7 +58,15 @@ fn versions(s: &Server) -> Vec<String> {
     let text = s.request(&get("/metrics")).text();
     text.lines()
         .filter(|l| l.starts_with("adcore_model_info{"))
-        .map(|l| l.split("version=\"").nth(1).unwrap().split('"').next().unwrap().to_string())
+        .map(|l| {
+            l.split("version=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -91,13 +106,18 @@ fn hot_reload_swaps_good_models_and_keeps_serving_on_bad_ones() {
     let r = reload(&s, &corrupt.display().to_string());
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("corrupt.txt"), "{}", r.text());
-    assert!(r.text().contains("previous model still serving"), "{}", r.text());
+    assert!(
+        r.text().contains("previous model still serving"),
+        "{}",
+        r.text()
+    );
     let renamed = dir.path().join("renamed.txt");
     std::fs::write(&renamed, DEMO_MODEL.replacen("ctx_hour", "ctx_hour_utc", 1)).unwrap();
     let r = reload(&s, &renamed.display().to_string());
     assert_eq!(r.status, 422);
     assert!(
-        r.text().contains("feature 16 is \"ctx_hour_utc\" in the model but \"ctx_hour\""),
+        r.text()
+            .contains("feature 16 is \"ctx_hour_utc\" in the model but \"ctx_hour\""),
         "{}",
         r.text()
     );
@@ -118,7 +138,11 @@ fn hot_reload_swaps_good_models_and_keeps_serving_on_bad_ones() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(s.request(&get("/health")).status, 200);
-    assert_eq!(reload(&s, "").status, 200, "empty body: the configured path");
+    assert_eq!(
+        reload(&s, "").status,
+        200,
+        "empty body: the configured path"
+    );
 }
 
 #[test]
@@ -133,9 +157,18 @@ fn tiers_follow_profiles_and_clicks_reach_the_owner() {
     for user in ["heavy", "light", "stranger"] {
         assert_eq!(s.auction(&request(user)).status, 200);
     }
-    assert_eq!(metric(&s, "adcore_scoring_tier_total", "tier=\"personal\""), 1);
-    assert_eq!(metric(&s, "adcore_scoring_tier_total", "tier=\"segment\""), 1);
-    assert_eq!(metric(&s, "adcore_scoring_tier_total", "tier=\"category_prior\""), 1);
+    assert_eq!(
+        metric(&s, "adcore_scoring_tier_total", "tier=\"personal\""),
+        1
+    );
+    assert_eq!(
+        metric(&s, "adcore_scoring_tier_total", "tier=\"segment\""),
+        1
+    );
+    assert_eq!(
+        metric(&s, "adcore_scoring_tier_total", "tier=\"category_prior\""),
+        1
+    );
     assert_eq!(metric(&s, "adcore_impressions_profiled_total", ""), 2);
 
     let r = s.request(&get("/notice/click?user=heavy&campaign=1"));
@@ -148,7 +181,10 @@ fn tiers_follow_profiles_and_clicks_reach_the_owner() {
     assert_eq!(r.status, 400);
     assert_eq!(r.text(), "campaign 424242 is not in the catalog");
     let r = s.request(&get("/notice/click?campaign=1"));
-    assert_eq!((r.status, r.text().as_str()), (400, "missing query parameter user"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "missing query parameter user")
+    );
 }
 
 #[test]
@@ -161,7 +197,11 @@ fn a_bad_users_file_stops_start_up_with_file_and_line() {
     )
     .unwrap();
     let cfg = dir.path().join("a.toml");
-    std::fs::write(&cfg, format!("[profiles]\npath = \"{}\"\n", users.display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[profiles]\npath = \"{}\"\n", users.display()),
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_adserver"))
         .arg("--config")
         .arg(&cfg)

@@ -538,7 +538,11 @@ fn sim_user(rng: &mut StdRng, rank: usize) -> SimUser {
     let lon = country.4 + rng.random_range(-3.0..3.0);
     let user_id = format!("u{:016x}", rng.random::<u64>());
     let age_bucket = pick_weighted_index(rng, 6, |i| AGE_SHARES[i]) as u8 + 1;
-    let gender = *pick_weighted(rng, &[("M", 0.46), ("F", 0.46), ("O", 0.02), ("", 0.06)], |g| g.1);
+    let gender = *pick_weighted(
+        rng,
+        &[("M", 0.46), ("F", 0.46), ("O", 0.02), ("", 0.06)],
+        |g| g.1,
+    );
     let mut affinity = [0.0; N_CAT];
     let normal = Normal::new(-0.2, 0.35).expect("valid normal");
     for a in affinity.iter_mut() {
@@ -619,7 +623,9 @@ fn pick_weighted_index(rng: &mut StdRng, n: usize, weight: impl Fn(usize) -> f64
 /// The simulated population (activity of the user at rank r is 1/r: Zipf, alpha = 1.0).
 pub fn population(opts: &AdgenOptions) -> Vec<SimUser> {
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x05ee_d0f0_5e75);
-    (1..=opts.users).map(|rank| sim_user(&mut rng, rank)).collect()
+    (1..=opts.users)
+        .map(|rank| sim_user(&mut rng, rank))
+        .collect()
 }
 
 /// Writes the user population CSV: `user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,

@@ -137,7 +137,9 @@ pub fn impressions(world: &World<'_>, rows: usize, seed: u64) -> Vec<Impression>
     (0..rows)
         .map(|_| {
             let x = rng.random::<f64>() * total;
-            let user = cumulative.partition_point(|&c| c < x).min(world.users.len() - 1);
+            let user = cumulative
+                .partition_point(|&c| c < x)
+                .min(world.users.len() - 1);
             let campaign = paid[rng.random_range(0..paid.len())];
             let creatives = &world.catalog.campaigns[campaign].creatives;
             let creative = creatives[rng.random_range(0..creatives.len())];
@@ -207,12 +209,23 @@ pub fn feature_row(world: &World<'_>, agg: &Aggregates, imp: &Impression, row: &
         creative: &world.catalog.creatives[imp.candidate.creative],
         category: category_index(&c.spec.category),
     };
-    write_row(row, &user, ad, &ContextCodes::of(&imp.ctx), &imp.slot, imp.ctx.day);
+    write_row(
+        row,
+        &user,
+        ad,
+        &ContextCodes::of(&imp.ctx),
+        &imp.slot,
+        imp.ctx.day,
+    );
     tier
 }
 
 /// Writes the log as CSV: the schema v1 feature columns (empty = missing), then `tier`, `click`.
-pub fn write_csv(world: &World<'_>, log: &[Impression], out: &mut impl Write) -> std::io::Result<()> {
+pub fn write_csv(
+    world: &World<'_>,
+    log: &[Impression],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let mut line = String::with_capacity(512);
     line.push_str(&SCHEMA_V1.names.join(","));
     line.push_str(",tier,click\n");
@@ -322,7 +335,9 @@ mod tests {
             .collect();
         let labels: Vec<bool> = log.iter().map(|i| i.click).collect();
         let (gbdt_auc, prior_auc) = (auc(&labels, &engine_scores), auc(&labels, &prior));
-        eprintln!("held-out AUC: engine (GBDT tiers 1-3, prior tier 4) {gbdt_auc:.4}, category prior {prior_auc:.4}");
+        eprintln!(
+            "held-out AUC: engine (GBDT tiers 1-3, prior tier 4) {gbdt_auc:.4}, category prior {prior_auc:.4}"
+        );
         assert!(gbdt_auc > prior_auc + 0.03, "{gbdt_auc} vs {prior_auc}");
         let personal = metrics.tiers[engine::scoring::Tier::Personal as usize].get();
         assert!(personal > 0 && personal < log.len() as u64);
@@ -359,6 +374,10 @@ mod tests {
         assert_eq!(&header[..ROW_LEN], SCHEMA_V1.names);
         assert_eq!(&header[ROW_LEN..], ["tier", "click"]);
         assert_eq!(a.lines().count(), 301);
-        assert!(a.lines().skip(1).all(|l| l.split(',').count() == ROW_LEN + 2));
+        assert!(
+            a.lines()
+                .skip(1)
+                .all(|l| l.split(',').count() == ROW_LEN + 2)
+        );
     }
 }
