@@ -169,6 +169,15 @@ impl Learning {
     }
 }
 
+/// Clears a shard's "reload running" flag when dropped.
+pub struct ReloadGuard<'a>(pub &'a Cell<bool>);
+
+impl Drop for ReloadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 /// Loads and checks a model on a fresh OS thread (never on a shard), waiting for it with timer
 /// polls so the shard keeps serving. `path` empty = the embedded demo model.
 pub async fn load_off_shard(path: PathBuf, timeout: Duration) -> Result<Arc<ServingModel>, String> {

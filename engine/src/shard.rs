@@ -392,12 +392,12 @@ impl Front {
         if l.reloading.replace(true) {
             return (409, "a reload is already running".into());
         }
+        // Cleared however this future ends (completed or dropped with its connection).
+        let _running = learning::ReloadGuard(&l.reloading);
         let timeout = Duration::from_millis(self.shard.shared.config.model.reload_timeout_ms);
-        let loaded = learning::load_off_shard(path, timeout).await;
-        let model = match loaded {
+        let model = match learning::load_off_shard(path, timeout).await {
             Ok(model) => model,
             Err(e) => {
-                l.reloading.set(false);
                 bump(&m.model_load_failures, 1);
                 tracing::warn!(error = %e, "model refused; the previous model keeps serving");
                 return (
@@ -410,7 +410,6 @@ impl Front {
             .ctx
             .invoke_on_all(|_| Msg::SwapModel(model.clone()))
             .await;
-        l.reloading.set(false);
         let failed: Vec<usize> = replies
             .iter()
             .enumerate()
