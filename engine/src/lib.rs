@@ -24,3 +24,4 @@ pub mod scoring;
 pub mod select;
 pub mod server;
 pub mod shard;
+pub mod supervise;

@@ -2,6 +2,7 @@
 //! to an orderly drain.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use shards::{Driver, Sharded, StopHandle};
@@ -9,11 +10,15 @@ use shards::{Driver, Sharded, StopHandle};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::shard::{EngineShard, Shared};
+use crate::supervise::{self, Heartbeats};
 
 /// A running engine.
 pub struct Engine {
     sharded: Sharded,
     shared: Arc<Shared>,
+    /// Tells the watchdog thread to stop pinging once every shard has stopped. While draining, the
+    /// shards still stamp their heartbeats, so the watchdog keeps pinging until they exit.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -37,15 +42,18 @@ impl Engine {
             }
         }
         tracing::info!(version = %model.version, source = %model.source, "CTR model loaded");
+        let shards_config = config.shards_config();
+        let heartbeats = Arc::new(Heartbeats::new(shards_config.resolved_shard_count()));
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
+            heartbeats: heartbeats.clone(),
             model: Arc::new(model),
             users: std::sync::Mutex::new(users.map(Arc::new)),
             reload_requests: std::sync::atomic::AtomicU64::new(0),
         });
         let factory_shared = shared.clone();
-        let sharded = shards::start(config.shards_config(), move |ctx| {
+        let sharded = shards::start(shards_config, move |ctx| {
             let shared = &factory_shared;
             EngineShard::new(shared.clone(), ctx).map_err(|e| {
                 Box::<dyn std::error::Error + Send + Sync>::from(format!("listen on {listen}: {e}"))
@@ -62,7 +70,18 @@ impl Engine {
             %listen,
             "adserver listening"
         );
-        Ok(Engine { sharded, shared })
+        let stopped = Arc::new(AtomicBool::new(false));
+        supervise::spawn_watchdog(heartbeats, stopped.clone()).context("starting the watchdog")?;
+        supervise::ready(&format!(
+            "serving on {listen}: {} shards, driver {}",
+            sharded.shard_count(),
+            sharded.driver()
+        ));
+        Ok(Engine {
+            sharded,
+            stopped,
+            shared,
+        })
     }
 
     pub fn shard_count(&self) -> usize {
@@ -96,6 +115,7 @@ impl Engine {
                         continue;
                     }
                     tracing::info!(signal = sig, "draining in-flight requests, then exiting");
+                    supervise::stopping("draining in-flight requests");
                     stop.stop();
                     break;
                 }
@@ -106,8 +126,11 @@ impl Engine {
 
     /// Waits until every shard has stopped.
     pub fn wait(self) -> anyhow::Result<()> {
-        self.sharded
+        let result = self
+            .sharded
             .wait()
-            .map_err(|e| anyhow::anyhow!("a shard failed: {e}"))
+            .map_err(|e| anyhow::anyhow!("a shard failed: {e}"));
+        self.stopped.store(true, Ordering::Relaxed);
+        result
     }
 }

@@ -22,6 +22,7 @@ use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::model_store::ServingModel;
 use crate::profile::UsersFile;
+use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
@@ -34,6 +35,8 @@ pub struct Shared {
     pub users: std::sync::Mutex<Option<Arc<UsersFile>>>,
     /// Bumped by SIGHUP; shard 0 watches it and reloads the model.
     pub reload_requests: std::sync::atomic::AtomicU64,
+    /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// Messages between shards.
@@ -161,6 +164,12 @@ impl Service for EngineShard {
             stop_ctx.stopping().await;
             trigger.trigger(Instant::now() + drain);
         });
+        let heartbeat = Duration::from_millis(self.shared.config.server.heartbeat_ms);
+        monoio::spawn(heartbeat_loop(
+            ctx.id().0,
+            self.shared.heartbeats.clone(),
+            heartbeat,
+        ));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -204,6 +213,7 @@ impl Handler for Front {
             (Method::Get, "/health") => self.health(resp),
             (Method::Get, "/metrics") => self.metrics(resp).await,
             (Method::Get, "/stats") => self.stats(resp).await,
+            (Method::Get, "/dashboard") => dashboard(resp),
             (Method::Get, "/notice/win") => {
                 bump(&self.shard.metrics.win_notices, 1);
                 resp.status(204);
@@ -217,8 +227,8 @@ impl Handler for Front {
             (_, "/openrtb2/auction" | "/admin/model/reload") => method_not_allowed(resp, "POST"),
             (
                 _,
-                "/health" | "/metrics" | "/stats" | "/notice/win" | "/notice/billing"
-                | "/notice/click",
+                "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
+                | "/notice/billing" | "/notice/click",
             ) => method_not_allowed(resp, "GET"),
             _ => {
                 resp.status(404)
@@ -249,6 +259,16 @@ async fn watch_sighup(front: Rc<Front>) {
             tracing::info!(status, "SIGHUP model reload: {}", text.trim_end());
         }
     }
+}
+
+/// The live per-core dashboard: one static page (no external assets) that polls `/stats`.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+fn dashboard(resp: &mut Response) {
+    resp.status(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(DASHBOARD_HTML.as_bytes());
 }
 
 fn method_not_allowed(resp: &mut Response, allow: &str) {
