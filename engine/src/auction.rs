@@ -16,7 +16,7 @@ use crate::config::AuctionConfig;
 use crate::intake::{AuctionJob, Slot};
 use crate::ledger::SubLedger;
 use crate::metrics::{NoBidReason, ShardMetrics, Stage, bump};
-use crate::scoring::{cost_per_impression_micros, ecpm_micros, predict_ctr};
+use crate::scoring::{ScoringRun, cost_per_impression_micros, ecpm_micros};
 use crate::select::{Candidate, select_candidates};
 
 /// A scored candidate.
@@ -57,6 +57,8 @@ pub struct Scratch {
     scored: Vec<Scored>,
     houses: Vec<Candidate>,
     won_campaigns: Vec<usize>,
+    paid: Vec<Candidate>,
+    pctrs: Vec<f64>,
 }
 
 /// Whether any slot had eligible candidates, and any above the floor (picks the no-bid reason).
@@ -82,6 +84,7 @@ pub fn run_auction(
     cfg: &AuctionConfig,
     scratch: &mut Scratch,
     m: &ShardMetrics,
+    ml: &mut ScoringRun<'_>,
 ) -> AuctionResult {
     let mut result = AuctionResult::default();
     if job.received.elapsed() >= Duration::from_millis(job.tmax_ms) {
@@ -92,7 +95,9 @@ pub fn run_auction(
     let mut clock = StageClock::default();
     let mut tally = SlotTally::default();
     for (i, slot) in job.slots.iter().enumerate() {
-        let t = auction_slot(job, i, slot, catalog, ledger, cfg, scratch, m, &mut clock);
+        let t = auction_slot(
+            job, i, slot, catalog, ledger, cfg, scratch, m, ml, &mut clock,
+        );
         tally.eligible |= t.eligible;
         tally.above_floor |= t.above_floor;
         if let Some(win) = t.win {
@@ -129,6 +134,7 @@ fn auction_slot(
     cfg: &AuctionConfig,
     scratch: &mut Scratch,
     m: &ShardMetrics,
+    ml: &mut ScoringRun<'_>,
     clock: &mut StageClock,
 ) -> SlotOutcome {
     let t0 = Instant::now();
@@ -141,10 +147,11 @@ fn auction_slot(
     );
     bump(&m.candidates_cut, cut as u64);
     let t1 = Instant::now();
-    score_candidates(catalog, scratch);
+    score_candidates(catalog, job, slot, scratch, ml);
     let t2 = Instant::now();
     let eligible = !scratch.scored.is_empty();
     let below = apply_reserve_and_rank(catalog, slot, cfg, &mut scratch.scored);
+    ml.explore(&mut scratch.scored);
     bump(&m.below_floor_candidates, below as u64);
     let above_floor = !scratch.scored.is_empty();
     let t3 = Instant::now();
@@ -165,17 +172,28 @@ fn auction_slot(
     }
 }
 
-/// Scores paid candidates into `scratch.scored`; house candidates go to `scratch.houses`.
-fn score_candidates(catalog: &Catalog, scratch: &mut Scratch) {
+/// Scores paid candidates into `scratch.scored` (pCTR from the scoring run: model tier or prior);
+/// house candidates go to `scratch.houses`.
+fn score_candidates(
+    catalog: &Catalog,
+    job: &AuctionJob,
+    slot: &Slot,
+    scratch: &mut Scratch,
+    ml: &mut ScoringRun<'_>,
+) {
     scratch.scored.clear();
     scratch.houses.clear();
+    scratch.paid.clear();
     for &cand in &scratch.candidates {
-        let c = &catalog.campaigns[cand.campaign];
-        if c.is_house() {
+        if catalog.campaigns[cand.campaign].is_house() {
             scratch.houses.push(cand);
-            continue;
+        } else {
+            scratch.paid.push(cand);
         }
-        let (pctr, _source) = predict_ctr(c);
+    }
+    ml.predict(catalog, &job.ctx, slot, &scratch.paid, &mut scratch.pctrs);
+    for (&cand, &pctr) in scratch.paid.iter().zip(&scratch.pctrs) {
+        let c = &catalog.campaigns[cand.campaign];
         scratch.scored.push(Scored {
             candidate: cand,
             pctr,
@@ -318,6 +336,10 @@ mod tests {
 
     fn run(cat: &Catalog, ledger: &mut SubLedger, j: &AuctionJob) -> AuctionResult {
         let cfg = AuctionConfig::default();
+        let model_cfg = crate::config::ModelConfig::default();
+        let mut scorer = crate::scoring::Scorer::new(1);
+        let ml_metrics = crate::scoring::MlMetrics::default();
+        let mut ml = ScoringRun::category_prior(&model_cfg, &mut scorer, &ml_metrics);
         run_auction(
             j,
             cat,
@@ -325,6 +347,7 @@ mod tests {
             &cfg,
             &mut Scratch::default(),
             &ShardMetrics::default(),
+            &mut ml,
         )
     }
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub openrtb: OpenRtbConfig,
     pub auction: AuctionConfig,
     pub catalog: CatalogConfig,
+    pub model: ModelConfig,
+    pub profiles: ProfilesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +192,74 @@ impl Default for CatalogConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// CTR model file (LightGBM text or XGBoost JSON); empty = the embedded demo model.
+    /// `POST /admin/model/reload` and SIGHUP reload it.
+    pub path: PathBuf,
+    /// Score with the GBDT (tiers 1-3); false = the category prior for everyone.
+    pub enabled: bool,
+    /// Users with more impressions than this are tier 1 (personal features).
+    pub tier2_imps_max: u64,
+    /// Users with at least this many impressions (up to tier2_imps_max) are tier 2 (cohort);
+    /// fewer (but some) are tier 3 (segment); none is tier 4 (category prior).
+    pub tier3_imps_max: u64,
+    /// Epsilon-greedy exploration for known users with few impressions.
+    pub explore_enabled: bool,
+    /// e0 of e(n) = e0 / (1 + ln(n + 1)).
+    pub epsilon0: f64,
+    /// Users with at least this many impressions are not explored.
+    pub explore_imps_max: u64,
+    /// Thompson sampling for CPC campaigns in bootstrap.
+    pub thompson_enabled: bool,
+    /// A campaign leaves bootstrap at this many impressions (estimated over all shards).
+    pub thompson_imps_max: u64,
+    /// Weight of the Beta prior, in pseudo-impressions, centred on the tier's pCTR.
+    pub thompson_prior_imps: f64,
+    /// Seed of the per-shard random generators (shard i uses seed + i).
+    pub seed: u64,
+    /// A reload (file read, checks) taking longer than this is abandoned; the old model stays.
+    pub reload_timeout_ms: u64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: PathBuf::new(),
+            enabled: true,
+            tier2_imps_max: 100,
+            tier3_imps_max: 10,
+            explore_enabled: true,
+            epsilon0: 0.10,
+            explore_imps_max: 1000,
+            thompson_enabled: true,
+            thompson_imps_max: 1000,
+            thompson_prior_imps: 50.0,
+            seed: 42,
+            reload_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfilesConfig {
+    /// Users file (adgen's users.csv); missing = no profiles (everyone is tier 4).
+    pub path: PathBuf,
+    /// Users kept per shard; users past the bound are not loaded (counted, logged).
+    pub users_max_per_shard: usize,
+}
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        ProfilesConfig {
+            path: PathBuf::from("demo-data/users.csv"),
+            users_max_per_shard: 1_000_000,
+        }
+    }
+}
+
 impl Config {
     /// Loads a config file; fields it omits take their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -246,6 +316,19 @@ impl Config {
         }
         if self.auction.candidates_max == 0 {
             return bad("auction.candidates_max", "must be > 0");
+        }
+        let m = &self.model;
+        if !(m.epsilon0.is_finite() && (0.0..=1.0).contains(&m.epsilon0)) {
+            return bad("model.epsilon0", "must be in [0, 1]");
+        }
+        if m.tier3_imps_max == 0 || m.tier3_imps_max > m.tier2_imps_max {
+            return bad("model.tier3_imps_max", "must be in 1..=tier2_imps_max");
+        }
+        if !(m.thompson_prior_imps.is_finite() && m.thompson_prior_imps > 0.0) {
+            return bad("model.thompson_prior_imps", "must be > 0");
+        }
+        if m.reload_timeout_ms == 0 {
+            return bad("model.reload_timeout_ms", "must be > 0");
         }
         Ok(())
     }
@@ -330,6 +413,13 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "a.toml: server.driver: must be \"auto\", \"uring\" or \"legacy\""
+        );
+        let e = Config::from_toml("a.toml", "[model]\nepsilon0 = 1.5\n").unwrap_err();
+        assert_eq!(e.to_string(), "a.toml: model.epsilon0: must be in [0, 1]");
+        let e = Config::from_toml("a.toml", "[model]\ntier3_imps_max = 500\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.toml: model.tier3_imps_max: must be in 1..=tier2_imps_max"
         );
     }
 }

@@ -33,6 +33,7 @@ pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
     let tools = ToolPaths::locate()?;
     ensure_demo_data(&tools, &opts.data_dir, opts.seed)?;
     config.catalog.path = opts.data_dir.join("catalog.json");
+    config.profiles.path = opts.data_dir.join("users.csv");
     let addr = config.server.listen;
     let engine = Engine::start(config)?;
     engine.stop_on_signals()?;
@@ -117,7 +118,7 @@ fn build_tools(bin_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn ensure_demo_data(tools: &ToolPaths, dir: &Path, seed: u64) -> anyhow::Result<()> {
-    if dir.join("catalog.json").exists() && dir.join("users.csv").exists() {
+    if dir.join("catalog.json").exists() && users_file_is_current(&dir.join("users.csv")) {
         return Ok(());
     }
     println!(
@@ -135,6 +136,18 @@ fn ensure_demo_data(tools: &ToolPaths, dir: &Path, seed: u64) -> anyhow::Result<
         bail!("adgen failed ({status})");
     }
     Ok(())
+}
+
+/// Whether `users.csv` exists with the profile columns the engine reads (older adgen output lacks
+/// them and is regenerated).
+fn users_file_is_current(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let header = text.lines().next().unwrap_or("");
+    crate::profile::COLUMNS
+        .iter()
+        .all(|c| header.split(',').any(|h| h.trim() == *c))
 }
 
 fn run_load(tools: &ToolPaths, addr: SocketAddr, opts: &DemoOptions) -> anyhow::Result<()> {
@@ -264,6 +277,15 @@ pub fn print_summary(stats: &Stats, elapsed: Duration) {
         .filter(|(_, v)| *v > 0)
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
+    let tiers: Vec<String> = t.tiers.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    println!(
+        "model {}: auctions by tier: {}; explorations: {}; thompson draws: {}; profiles: {}",
+        t.model_version,
+        tiers.join(", "),
+        t.explorations,
+        t.thompson_draws,
+        t.profiles
+    );
     println!(
         "no-bid reasons: {}",
         if reasons.is_empty() {

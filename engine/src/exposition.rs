@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::metrics::{
     NoBidReason, Outcome, Percentiles, Stage, percentiles, write_prom_header, write_prom_histogram,
 };
+use crate::scoring::Tier;
 use crate::shard::ShardSnapshot;
 
 /// Prometheus text exposition (format 0.0.4).
@@ -23,6 +24,7 @@ pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
     write_mesh(&mut out, snaps);
     write_http(&mut out, snaps);
     write_spend(&mut out, snaps, catalog);
+    write_ml(&mut out, snaps);
     out
 }
 
@@ -244,6 +246,112 @@ fn write_spend(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
     }
 }
 
+/// Model path: tiers, exploration, Thompson draws, clicks, model version and loads, profiles.
+fn write_ml(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(
+        out,
+        "adcore_scoring_tier_total",
+        "counter",
+        "Auctions scored per cold-start tier (personal, cohort, segment, category_prior).",
+    );
+    for s in snaps {
+        for t in Tier::ALL {
+            let _ = writeln!(
+                out,
+                "adcore_scoring_tier_total{{shard=\"{}\",tier=\"{}\"}} {}",
+                s.shard,
+                t.name(),
+                s.metrics.ml.tiers[t as usize]
+            );
+        }
+    }
+    type Row = (&'static str, &'static str, fn(&ShardSnapshot) -> u64);
+    let rows: [Row; 8] = [
+        (
+            "adcore_explorations_total",
+            "Epsilon-greedy explorations (random candidate ranked first).",
+            |s| s.metrics.ml.explorations,
+        ),
+        (
+            "adcore_thompson_draws_total",
+            "Thompson draws for campaigns in bootstrap.",
+            |s| s.metrics.ml.thompson_draws,
+        ),
+        (
+            "adcore_model_errors_total",
+            "Batches the model refused (scored by the prior instead).",
+            |s| s.metrics.ml.model_errors,
+        ),
+        (
+            "adcore_clicks_total",
+            "Clicks received (/notice/click), counted on the user's owner shard.",
+            |s| s.metrics.ml.clicks,
+        ),
+        (
+            "adcore_clicks_unknown_user_total",
+            "Clicks by users without a profile.",
+            |s| s.metrics.ml.clicks_unknown_user,
+        ),
+        (
+            "adcore_impressions_profiled_total",
+            "Paid impressions counted in a user profile.",
+            |s| s.metrics.ml.impressions_profiled,
+        ),
+        (
+            "adcore_model_loads_total",
+            "Model reloads swapped on every shard (counted by the shard that ran them).",
+            |s| s.metrics.ml.model_loads,
+        ),
+        (
+            "adcore_model_load_failures_total",
+            "Model reloads refused (the previous model kept serving).",
+            |s| s.metrics.ml.model_load_failures,
+        ),
+    ];
+    for (name, help, f) in rows {
+        write_counter_family(out, snaps, name, help, f);
+    }
+    write_prom_header(
+        out,
+        "adcore_model_info",
+        "gauge",
+        "The model a shard serves (1 = in use).",
+    );
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_model_info{{shard=\"{}\",version=\"{}\"}} 1",
+            s.shard, s.model_version
+        );
+    }
+    write_prom_header(
+        out,
+        "adcore_profiles",
+        "gauge",
+        "User profiles held per shard.",
+    );
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_profiles{{shard=\"{}\"}} {}",
+            s.shard, s.profiles
+        );
+    }
+    write_prom_header(
+        out,
+        "adcore_profiles_dropped",
+        "gauge",
+        "Users of the shard not loaded because the store was full.",
+    );
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_profiles_dropped{{shard=\"{}\"}} {}",
+            s.shard, s.profiles_dropped
+        );
+    }
+}
+
 /// `/stats`: per shard and total figures, plus campaign spend.
 #[derive(Serialize, Deserialize)]
 pub struct Stats {
@@ -269,6 +377,19 @@ pub struct ShardStats {
     pub revenue_micros: u64,
     pub impressions_paid: u64,
     pub impressions_house: u64,
+    /// Model path (`scoring.rs`): auctions per tier, explorations, Thompson draws, clicks.
+    #[serde(default)]
+    pub model_version: String,
+    #[serde(default)]
+    pub tiers: Vec<(String, u64)>,
+    #[serde(default)]
+    pub explorations: u64,
+    #[serde(default)]
+    pub thompson_draws: u64,
+    #[serde(default)]
+    pub clicks: u64,
+    #[serde(default)]
+    pub profiles: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -328,6 +449,23 @@ fn shard_stats(shard: Option<usize>, driver: &str, snaps: &[&ShardSnapshot]) -> 
     st.revenue_micros = sum(&|s| s.metrics.revenue_micros);
     st.impressions_paid = sum(&|s| s.metrics.impressions_paid);
     st.impressions_house = sum(&|s| s.metrics.impressions_house);
+    st.model_version = snaps
+        .first()
+        .map(|s| s.model_version.clone())
+        .unwrap_or_default();
+    st.tiers = Tier::ALL
+        .iter()
+        .map(|&t| {
+            (
+                t.name().to_string(),
+                sum(&|s| s.metrics.ml.tiers[t as usize]),
+            )
+        })
+        .collect();
+    st.explorations = sum(&|s| s.metrics.ml.explorations);
+    st.thompson_draws = sum(&|s| s.metrics.ml.thompson_draws);
+    st.clicks = sum(&|s| s.metrics.ml.clicks);
+    st.profiles = sum(&|s| s.profiles as u64);
     st
 }
 

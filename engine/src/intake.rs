@@ -25,6 +25,8 @@ pub struct Slot {
     pub video_duration_s: (u32, u32),
     /// The request's floor for this slot, CPM micros (deal floors lower it only if lower).
     pub floor_cpm_micros: u64,
+    /// OpenRTB ad position (`banner.pos` or `video.pos`), 0 if unknown.
+    pub pos: u8,
 }
 
 /// Who and where the user is, and when, as selection sees it.
@@ -44,6 +46,8 @@ pub struct Context {
     pub local_weekday: u8,
     /// Days since the Unix epoch (UTC), for flight dates.
     pub day: i64,
+    /// Top-level IAB category of the site or app (`IAB9-30` -> 9), 0 if unknown.
+    pub site_cat: u8,
 }
 
 /// The owned unit of work handed to the owner shard.
@@ -118,6 +122,7 @@ fn slot_from_imp(imp: &Imp) -> Slot {
     };
     if let Some(b) = &imp.banner {
         slot.formats_mask |= Format::Banner.bit();
+        slot.pos = b.pos.and_then(|p| u8::try_from(p).ok()).unwrap_or(0);
         if let (Some(w), Some(h)) = (b.w, b.h) {
             slot.banner_sizes.push((w, h));
         }
@@ -131,6 +136,9 @@ fn slot_from_imp(imp: &Imp) -> Slot {
         slot.formats_mask |= Format::Video.bit();
         slot.video_size = Some((v.w.unwrap_or(0), v.h.unwrap_or(0)));
         slot.video_duration_s = (v.minduration.unwrap_or(0), v.maxduration.unwrap_or(0));
+        if slot.pos == 0 {
+            slot.pos = v.pos.and_then(|p| u8::try_from(p).ok()).unwrap_or(0);
+        }
     }
     if imp.native.is_some() {
         slot.formats_mask |= Format::Native.bit();
@@ -171,7 +179,33 @@ fn context_from(req: &BidRequest, now_unix_s: i64) -> Context {
         // 1970-01-01 was a Thursday (weekday 3 with Monday = 0).
         local_weekday: ((local_day + 3).rem_euclid(7)) as u8,
         day: now_unix_s.div_euclid(86_400),
+        site_cat: site_category(req),
     }
+}
+
+/// Top-level IAB number of the first site/app category (`IAB9-30` -> 9), 0 if none parses.
+fn site_category(req: &BidRequest) -> u8 {
+    let cats = match (&req.site, &req.app) {
+        (Some(s), _) => &s.cat,
+        (None, Some(a)) => &a.cat,
+        _ => return 0,
+    };
+    cats.first().map(|c| iab_top_level(c)).unwrap_or(0)
+}
+
+/// `IAB9-30` -> 9, `IAB22` -> 22; anything else -> 0.
+pub fn iab_top_level(cat: &str) -> u8 {
+    let digits = cat.strip_prefix("IAB").unwrap_or("");
+    let end = digits.find('-').unwrap_or(digits.len());
+    digits[..end].parse().unwrap_or(0)
+}
+
+/// The user key of a bare user id (as `user_key` computes it for `user.id`).
+pub fn user_key_of_id(id: &str) -> u64 {
+    let mut h = identity_hasher();
+    h.write(b"u:");
+    h.write(id.as_bytes());
+    h.finish()
 }
 
 /// Seconds since the Unix epoch, now.
@@ -216,6 +250,7 @@ mod tests {
             r#"{"id":"2","imp":[{"id":"9","banner":{"w":728,"h":90}}],"user":{"id":"u-7"},"device":{"ip":"1.2.3.4"}}"#,
         );
         assert_eq!(user_key(&a), user_key(&b));
+        assert_eq!(user_key(&a), user_key_of_id("u-7"));
         let c = parse(
             r#"{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"u-8"}}"#,
         );
@@ -256,6 +291,10 @@ mod tests {
         assert!(job.ctx.is_app);
         assert_eq!(job.ctx.local_hour, 4);
         assert_eq!(job.ctx.local_weekday, 5);
+        assert_eq!(job.ctx.site_cat, 0);
+        assert_eq!(iab_top_level("IAB9-30"), 9);
+        assert_eq!(iab_top_level("IAB22"), 22);
+        assert_eq!(iab_top_level("x"), 0);
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub struct ShardMetrics {
     pub candidates_cut: Cell<u64>,
     pub win_notices: Cell<u64>,
     pub billing_notices: Cell<u64>,
+    /// Model path: tiers, exploration, clicks, model loads (`scoring.rs`).
+    pub ml: crate::scoring::MlMetrics,
 }
 
 impl Default for ShardMetrics {
@@ -175,6 +177,7 @@ impl Default for ShardMetrics {
             candidates_cut: Cell::new(0),
             win_notices: Cell::new(0),
             billing_notices: Cell::new(0),
+            ml: Default::default(),
         }
     }
 }
@@ -214,6 +217,7 @@ impl ShardMetrics {
             candidates_cut: self.candidates_cut.get(),
             win_notices: self.win_notices.get(),
             billing_notices: self.billing_notices.get(),
+            ml: self.ml.snapshot(),
         }
     }
 }
@@ -235,6 +239,7 @@ pub struct MetricsSnapshot {
     pub candidates_cut: u64,
     pub win_notices: u64,
     pub billing_notices: u64,
+    pub ml: crate::scoring::MlSnapshot,
 }
 
 impl MetricsSnapshot {

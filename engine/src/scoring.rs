@@ -1,20 +1,102 @@
-//! Scoring: predicted click-through rate and eCPM for each candidate.
+//! Scoring: predicted click-through rate and eCPM for each candidate, with the seed's cold-start
+//! tiers (Part 4) and exploration.
 //!
-//! Today's scorer is the seed's cold-start tier 4, the category CTR prior from the catalog; the GBDT
-//! model replaces it as default in its own issue, behind the same function shape.
-//! Owns: pCTR and eCPM arithmetic. Must not know: budgets or the auction's rules.
+//! Tiers, by the impressions `n` the user's profile holds (history + live):
+//! - tier 1, `n > 100` (`tier2_imps_max`): the GBDT on the user's own features;
+//! - tier 2, `10 <= n <= 100`: the GBDT with the user features replaced by the user's cohort
+//!   averages (demographics kept);
+//! - tier 3, `1 <= n < 10`: the GBDT with the user features replaced by the coarse segment's
+//!   averages (country x device type; no demographics);
+//! - tier 4, `n = 0`, unknown user, no model or model disabled: the category CTR prior.
+//!
+//! Exploration: for known users with `n < explore_imps_max`, epsilon-greedy with
+//! `e(n) = e0 / (1 + ln(n + 1))` moves a random eligible candidate to the top of the ranking.
+//! CPC campaigns in bootstrap (estimated impressions < `thompson_imps_max`) get a Thompson draw:
+//! pCTR ~ Beta(a0 + clicks, b0 + imps - clicks), with the prior centred on the tier's pCTR
+//! (`a0 = pctr * w`, `b0 = (1 - pctr) * w`, `w = thompson_prior_imps`). Campaign counters are kept
+//! per shard (the shard owning the user records the impression and its click); the global count
+//! is estimated as `local x shards`, which holds because users spread evenly over shards.
+//! Randomness comes from one seeded `SmallRng` per shard, so runs and tests are reproducible.
+//!
+//! Owns: pCTR and eCPM arithmetic, tiers, exploration, per-shard campaign counters. Must not
+//! know: budgets or the auction's rules.
 
-use crate::catalog::{CampaignEntry, Pricing};
+use std::cell::Cell;
+use std::collections::HashMap;
 
-/// Which source produced a pCTR (exported in metrics once several exist).
+use model_runtime::Model;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
+
+use crate::catalog::{CampaignEntry, Catalog, Pricing};
+use crate::config::ModelConfig;
+use crate::features::{AdRef, ContextCodes, ROW_LEN, UserFeatures, category_index, write_row};
+use crate::intake::{Context, Slot};
+use crate::metrics::bump;
+use crate::profile::{Aggregates, Basis, UserProfile};
+use crate::select::Candidate;
+
+/// Which source produced a pCTR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreSource {
+pub enum Tier {
+    /// Tier 1: GBDT on the user's own features.
+    Personal,
+    /// Tier 2: GBDT on the user's cohort averages.
+    Cohort,
+    /// Tier 3: GBDT on the user's segment averages.
+    Segment,
+    /// Tier 4: the category CTR prior.
     CategoryPrior,
 }
 
-/// pCTR of a campaign's ad for this request (tier 4: the category prior).
-pub fn predict_ctr(campaign: &CampaignEntry) -> (f64, ScoreSource) {
-    (campaign.ctr_prior, ScoreSource::CategoryPrior)
+impl Tier {
+    pub const ALL: [Tier; 4] = [
+        Tier::Personal,
+        Tier::Cohort,
+        Tier::Segment,
+        Tier::CategoryPrior,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Personal => "personal",
+            Tier::Cohort => "cohort",
+            Tier::Segment => "segment",
+            Tier::CategoryPrior => "category_prior",
+        }
+    }
+
+    /// The profile basis of a model tier (None for the category prior).
+    pub fn basis(self) -> Option<Basis> {
+        match self {
+            Tier::Personal => Some(Basis::Personal),
+            Tier::Cohort => Some(Basis::Cohort),
+            Tier::Segment => Some(Basis::Segment),
+            Tier::CategoryPrior => None,
+        }
+    }
+}
+
+/// The tier of a user with `imps` impressions (None = no profile), given the configuration.
+pub fn tier_for(imps: Option<u64>, cfg: &ModelConfig, model_available: bool) -> Tier {
+    match imps {
+        _ if !model_available || !cfg.enabled => Tier::CategoryPrior,
+        None | Some(0) => Tier::CategoryPrior,
+        Some(n) if n > cfg.tier2_imps_max => Tier::Personal,
+        Some(n) if n >= cfg.tier3_imps_max => Tier::Cohort,
+        Some(_) => Tier::Segment,
+    }
+}
+
+/// The seed's adaptive exploration rate: `e0 / (1 + ln(n + 1))`.
+pub fn epsilon(epsilon0: f64, n: u64) -> f64 {
+    epsilon0 / (1.0 + (n as f64 + 1.0).ln())
+}
+
+/// pCTR of a campaign's ad from the category prior (tier 4).
+pub fn predict_ctr(campaign: &CampaignEntry) -> (f64, Tier) {
+    (campaign.ctr_prior, Tier::CategoryPrior)
 }
 
 /// Expected value per thousand impressions, in micros: the bid for CPM, pCTR x CPC x 1000 for CPC.
@@ -39,6 +121,286 @@ pub fn cost_per_impression_micros(ecpm_micros: u64) -> u64 {
     ecpm_micros.div_ceil(1000)
 }
 
+/// Per-shard counters of the model path, exported in `/metrics`.
+#[derive(Debug, Default)]
+pub struct MlMetrics {
+    /// Auctions scored per tier (indexed like [`Tier::ALL`]).
+    pub tiers: [Cell<u64>; 4],
+    pub explorations: Cell<u64>,
+    pub thompson_draws: Cell<u64>,
+    /// Batches the model refused (shape); those candidates fell back to the prior.
+    pub model_errors: Cell<u64>,
+    pub clicks: Cell<u64>,
+    pub clicks_unknown_user: Cell<u64>,
+    pub impressions_profiled: Cell<u64>,
+    pub model_loads: Cell<u64>,
+    pub model_load_failures: Cell<u64>,
+}
+
+/// A copy of [`MlMetrics`] for a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MlSnapshot {
+    pub tiers: [u64; 4],
+    pub explorations: u64,
+    pub thompson_draws: u64,
+    pub model_errors: u64,
+    pub clicks: u64,
+    pub clicks_unknown_user: u64,
+    pub impressions_profiled: u64,
+    pub model_loads: u64,
+    pub model_load_failures: u64,
+}
+
+impl MlMetrics {
+    pub fn snapshot(&self) -> MlSnapshot {
+        MlSnapshot {
+            tiers: std::array::from_fn(|i| self.tiers[i].get()),
+            explorations: self.explorations.get(),
+            thompson_draws: self.thompson_draws.get(),
+            model_errors: self.model_errors.get(),
+            clicks: self.clicks.get(),
+            clicks_unknown_user: self.clicks_unknown_user.get(),
+            impressions_profiled: self.impressions_profiled.get(),
+            model_loads: self.model_loads.get(),
+            model_load_failures: self.model_load_failures.get(),
+        }
+    }
+}
+
+/// Per-shard impressions and clicks of every campaign (indexed like `Catalog::campaigns`).
+#[derive(Debug, Default)]
+pub struct CampaignStats {
+    pub imps: Vec<u64>,
+    pub clicks: Vec<u64>,
+    by_id: HashMap<u32, usize>,
+    /// Category index of each campaign (precomputed for the row builder).
+    pub category: Vec<Option<usize>>,
+}
+
+impl CampaignStats {
+    pub fn new(catalog: &Catalog) -> CampaignStats {
+        let n = catalog.campaigns.len();
+        CampaignStats {
+            imps: vec![0; n],
+            clicks: vec![0; n],
+            by_id: catalog
+                .campaigns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.spec.id, i))
+                .collect(),
+            category: catalog
+                .campaigns
+                .iter()
+                .map(|c| category_index(&c.spec.category))
+                .collect(),
+        }
+    }
+
+    /// Index of a campaign id.
+    pub fn index_of(&self, id: u32) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+}
+
+/// Buffers and randomness one shard reuses for every request.
+pub struct Scorer {
+    rows: Vec<f64>,
+    out: Vec<f64>,
+    model_scratch: model_runtime::Scratch,
+    rng: SmallRng,
+}
+
+impl Scorer {
+    /// A scorer whose random draws are fixed by `seed` (the shard mixes in its id).
+    pub fn new(seed: u64) -> Scorer {
+        Scorer {
+            rows: Vec::new(),
+            out: Vec::new(),
+            model_scratch: model_runtime::Scratch::new(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+}
+
+/// Everything scoring needs for one auction request; built once per request on the owner shard.
+pub struct ScoringRun<'a> {
+    model: Option<&'a Model>,
+    cfg: &'a ModelConfig,
+    tier: Tier,
+    /// The user's impressions, when the user has a profile.
+    user_imps: Option<u64>,
+    user: UserFeatures,
+    campaigns: Option<&'a CampaignStats>,
+    shards: u64,
+    scorer: &'a mut Scorer,
+    metrics: &'a MlMetrics,
+}
+
+/// What the shard lends a [`ScoringRun`].
+pub struct ScoringInputs<'a> {
+    pub model: Option<&'a Model>,
+    pub cfg: &'a ModelConfig,
+    pub profile: Option<&'a UserProfile>,
+    pub aggregates: &'a Aggregates,
+    pub campaigns: &'a CampaignStats,
+    pub shards: usize,
+}
+
+impl<'a> ScoringRun<'a> {
+    /// Resolves the user's tier and features once for the request (counted per tier).
+    pub fn new(inp: ScoringInputs<'a>, scorer: &'a mut Scorer, metrics: &'a MlMetrics) -> Self {
+        let user_imps = inp.profile.map(|p| p.imps);
+        let tier = tier_for(user_imps, inp.cfg, inp.model.is_some());
+        let user = match (tier.basis(), inp.profile) {
+            (Some(b), Some(p)) => inp.aggregates.user_features(p, b),
+            _ => UserFeatures::MISSING,
+        };
+        bump(&metrics.tiers[tier as usize], 1);
+        ScoringRun {
+            model: inp.model,
+            cfg: inp.cfg,
+            tier,
+            user_imps,
+            user,
+            campaigns: Some(inp.campaigns),
+            shards: inp.shards.max(1) as u64,
+            scorer,
+            metrics,
+        }
+    }
+
+    /// Category prior for everyone, no exploration (for tests and tools).
+    pub fn category_prior(
+        cfg: &'a ModelConfig,
+        scorer: &'a mut Scorer,
+        metrics: &'a MlMetrics,
+    ) -> Self {
+        ScoringRun {
+            model: None,
+            cfg,
+            tier: Tier::CategoryPrior,
+            user_imps: None,
+            user: UserFeatures::MISSING,
+            campaigns: None,
+            shards: 1,
+            scorer,
+            metrics,
+        }
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// pCTR of each paid candidate into `pctrs` (cleared first). Allocation-free once warm.
+    pub fn predict(
+        &mut self,
+        catalog: &Catalog,
+        ctx: &Context,
+        slot: &Slot,
+        candidates: &[Candidate],
+        pctrs: &mut Vec<f64>,
+    ) {
+        pctrs.clear();
+        pctrs.extend(
+            candidates
+                .iter()
+                .map(|c| catalog.campaigns[c.campaign].ctr_prior),
+        );
+        if let (Some(model), Tier::Personal | Tier::Cohort | Tier::Segment) =
+            (self.model, self.tier)
+            && !candidates.is_empty()
+        {
+            self.predict_model(model, catalog, ctx, slot, candidates, pctrs);
+        }
+        if self.cfg.thompson_enabled {
+            self.thompson(catalog, candidates, pctrs);
+        }
+    }
+
+    fn predict_model(
+        &mut self,
+        model: &Model,
+        catalog: &Catalog,
+        ctx: &Context,
+        slot: &Slot,
+        candidates: &[Candidate],
+        pctrs: &mut [f64],
+    ) {
+        let codes = ContextCodes::of(ctx);
+        let s = &mut *self.scorer;
+        s.rows.resize(candidates.len() * ROW_LEN, 0.0);
+        s.out.resize(candidates.len(), 0.0);
+        for (row, cand) in s.rows.chunks_exact_mut(ROW_LEN).zip(candidates) {
+            let ad = AdRef {
+                campaign: &catalog.campaigns[cand.campaign],
+                creative: &catalog.creatives[cand.creative],
+                category: self
+                    .campaigns
+                    .and_then(|c| c.category.get(cand.campaign).copied().flatten()),
+            };
+            write_row(row, &self.user, ad, &codes, slot, ctx.day);
+        }
+        match model.predict_batch(&s.rows, ROW_LEN, &mut s.model_scratch, &mut s.out) {
+            Ok(()) => {
+                for (p, &v) in pctrs.iter_mut().zip(s.out.iter()) {
+                    if v.is_finite() {
+                        *p = v.clamp(0.0, 1.0);
+                    }
+                }
+            }
+            Err(_) => bump(&self.metrics.model_errors, 1),
+        }
+    }
+
+    /// Replaces the pCTR of CPC campaigns in bootstrap by a draw from their Beta posterior (a CPM
+    /// campaign's eCPM does not depend on its pCTR: no draw).
+    fn thompson(&mut self, catalog: &Catalog, candidates: &[Candidate], pctrs: &mut [f64]) {
+        let Some(stats) = self.campaigns else {
+            return;
+        };
+        let w = self.cfg.thompson_prior_imps;
+        for (cand, p) in candidates.iter().zip(pctrs.iter_mut()) {
+            let imps = stats.imps[cand.campaign];
+            let cpc = matches!(
+                catalog.campaigns[cand.campaign].spec.pricing,
+                Pricing::Cpc { .. }
+            );
+            if !cpc || imps.saturating_mul(self.shards) >= self.cfg.thompson_imps_max {
+                continue;
+            }
+            let clicks = stats.clicks[cand.campaign].min(imps);
+            let mean = p.clamp(1e-6, 1.0 - 1e-6);
+            let a = mean * w + clicks as f64;
+            let b = (1.0 - mean) * w + (imps - clicks) as f64;
+            if let Ok(beta) = Beta::new(a, b) {
+                *p = beta.sample(&mut self.scorer.rng).clamp(0.0, 1.0);
+                bump(&self.metrics.thompson_draws, 1);
+            }
+        }
+    }
+
+    /// Epsilon-greedy: with probability e(n), moves a random entry of the ranking (best first)
+    /// to the top. Only for known users with fewer than `explore_imps_max` impressions.
+    pub fn explore<T>(&mut self, ranked: &mut [T]) -> bool {
+        let Some(n) = self.user_imps else {
+            return false;
+        };
+        if !self.cfg.explore_enabled || n >= self.cfg.explore_imps_max || ranked.len() < 2 {
+            return false;
+        }
+        let rng = &mut self.scorer.rng;
+        if rng.random::<f64>() >= epsilon(self.cfg.epsilon0, n) {
+            return false;
+        }
+        let pick = rng.random_range(0..ranked.len());
+        ranked[..=pick].rotate_right(1);
+        bump(&self.metrics.explorations, 1);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +423,161 @@ mod tests {
         assert_eq!(cost_per_impression_micros(2_500_000), 2_500);
         assert_eq!(cost_per_impression_micros(1_001), 2);
         assert_eq!(cost_per_impression_micros(0), 0);
+    }
+
+    #[test]
+    fn tiers_follow_the_seed_thresholds() {
+        let cfg = ModelConfig::default();
+        let t = |n| tier_for(n, &cfg, true);
+        assert_eq!(t(None), Tier::CategoryPrior);
+        assert_eq!(t(Some(0)), Tier::CategoryPrior);
+        assert_eq!(t(Some(1)), Tier::Segment);
+        assert_eq!(t(Some(9)), Tier::Segment);
+        assert_eq!(t(Some(10)), Tier::Cohort);
+        assert_eq!(t(Some(100)), Tier::Cohort);
+        assert_eq!(t(Some(101)), Tier::Personal);
+        assert_eq!(tier_for(Some(500), &cfg, false), Tier::CategoryPrior);
+        let off = ModelConfig {
+            enabled: false,
+            ..ModelConfig::default()
+        };
+        assert_eq!(tier_for(Some(500), &off, true), Tier::CategoryPrior);
+    }
+
+    #[test]
+    fn epsilon_decays_as_in_the_seed() {
+        assert!((epsilon(0.10, 0) - 0.10).abs() < 1e-12);
+        assert!((epsilon(0.10, 1000) - 0.10 / (1.0 + 1001f64.ln())).abs() < 1e-12);
+        assert!(epsilon(0.10, 1000) < 0.02);
+    }
+
+    fn run_with<'a>(
+        cfg: &'a ModelConfig,
+        profile: Option<&'a UserProfile>,
+        agg: &'a Aggregates,
+        stats: &'a CampaignStats,
+        scorer: &'a mut Scorer,
+        m: &'a MlMetrics,
+    ) -> ScoringRun<'a> {
+        ScoringRun::new(
+            ScoringInputs {
+                model: None,
+                cfg,
+                profile,
+                aggregates: agg,
+                campaigns: stats,
+                shards: 1,
+            },
+            scorer,
+            m,
+        )
+    }
+
+    #[test]
+    fn exploration_rate_matches_epsilon_and_is_reproducible() {
+        let cfg = ModelConfig::default();
+        let agg = Aggregates::default();
+        let stats = CampaignStats::default();
+        let m = MlMetrics::default();
+        let profile = UserProfile {
+            imps: 5,
+            ..UserProfile::default()
+        };
+        let count = |seed| {
+            let mut scorer = Scorer::new(seed);
+            let mut run = run_with(&cfg, Some(&profile), &agg, &stats, &mut scorer, &m);
+            let mut picks = 0;
+            for _ in 0..20_000 {
+                let mut ranked = [0, 1, 2, 3];
+                if run.explore(&mut ranked) {
+                    picks += 1;
+                    assert!(ranked.contains(&0));
+                }
+            }
+            picks
+        };
+        let a = count(7);
+        assert_eq!(a, count(7), "same seed, same draws");
+        let expected = 20_000.0 * epsilon(0.10, 5);
+        assert!(
+            (a as f64 - expected).abs() < expected * 0.1,
+            "{a} vs {expected}"
+        );
+        assert_eq!(m.explorations.get(), 2 * a as u64);
+        // Unknown users and experienced users are not explored.
+        let mut scorer = Scorer::new(1);
+        let mut run = run_with(&cfg, None, &agg, &stats, &mut scorer, &m);
+        assert!(!(0..1000).any(|_| run.explore(&mut [0, 1])));
+        let old = UserProfile {
+            imps: cfg.explore_imps_max,
+            ..UserProfile::default()
+        };
+        let mut run = run_with(&cfg, Some(&old), &agg, &stats, &mut scorer, &m);
+        assert!(!(0..1000).any(|_| run.explore(&mut [0, 1])));
+    }
+
+    #[test]
+    fn thompson_draws_only_for_new_campaigns_and_tracks_the_posterior() {
+        let campaigns: Vec<serde_json::Value> = [1, 2]
+            .iter()
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "advertiser_id": 1, "name": "c", "kind": {"type": "direct"},
+                    "pricing": {"model": "cpc", "bid_cpc_micros": 100_000u64}, "category": "gaming",
+                    "budget_daily_micros": 1u64, "budget_lifetime_micros": 1u64,
+                    "start_date": "2026-01-01", "end_date": "2026-12-31", "creative_ids": [1]
+                })
+            })
+            .collect();
+        let catalog = crate::catalog::Catalog::from_slice(
+            "t",
+            &serde_json::to_vec(&serde_json::json!({
+                "version": 1, "currency": "USD", "category_ctr_priors": {"gaming": 0.02},
+                "advertisers": [{"id": 1, "name": "A", "domain": "a.example"}],
+                "campaigns": campaigns,
+                "creatives": [{"id": 1, "format": "banner", "w": 300, "h": 250, "adm": "b"}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let cfg = ModelConfig::default();
+        let agg = Aggregates::default();
+        let mut stats = CampaignStats::new(&catalog);
+        // Campaign 0 is new; campaign 1 has left bootstrap with a 10 % click rate.
+        stats.imps[1] = cfg.thompson_imps_max;
+        stats.clicks[1] = cfg.thompson_imps_max / 10;
+        let m = MlMetrics::default();
+        let mut scorer = Scorer::new(3);
+        let mut run = run_with(&cfg, None, &agg, &stats, &mut scorer, &m);
+        let cands = [
+            Candidate {
+                campaign: 0,
+                creative: 0,
+            },
+            Candidate {
+                campaign: 1,
+                creative: 0,
+            },
+        ];
+        let mut pctrs = Vec::new();
+        let mut sum = 0.0;
+        let mut distinct = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            run.predict(
+                &catalog,
+                &Context::default(),
+                &Slot::default(),
+                &cands,
+                &mut pctrs,
+            );
+            assert_eq!(pctrs[1], 0.02, "out of bootstrap: the tier's pCTR");
+            sum += pctrs[0];
+            distinct.insert(pctrs[0].to_bits());
+        }
+        assert_eq!(m.thompson_draws.get(), 2000);
+        assert!(distinct.len() > 1900);
+        // Prior mean 0.02 with no data: the draws average near it.
+        assert!((sum / 2000.0 - 0.02).abs() < 0.004, "{}", sum / 2000.0);
+        assert_eq!(m.tiers[Tier::CategoryPrior as usize].get(), 1);
     }
 }

@@ -131,6 +131,7 @@ mod tests {
             local_hour: 20,
             local_weekday: 2,
             day: crate::catalog::days_from_civil(2026, 6, 1),
+            site_cat: 0,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::supervise::{self, Heartbeats};
 /// A running engine.
 pub struct Engine {
     sharded: Sharded,
+    shared: Arc<Shared>,
     /// Tells the watchdog thread to stop pinging once every shard has stopped. While draining, the
     /// shards still stamp their heartbeats, so the watchdog keeps pinging until they exit.
     stopped: Arc<AtomicBool>,
@@ -29,19 +30,40 @@ impl Engine {
 
     pub fn start_with_catalog(config: Config, catalog: Catalog) -> anyhow::Result<Engine> {
         let listen = config.server.listen;
+        let model =
+            crate::model_store::load(&config.model.path).context("loading the CTR model")?;
+        let users = crate::profile::load_users(&config.profiles.path)?;
+        match &users {
+            Some(u) => {
+                tracing::info!(users = u.users.len(), path = %config.profiles.path.display(), "profiles read")
+            }
+            None => {
+                tracing::info!(path = %config.profiles.path.display(), "no users file: every user is scored by the category prior")
+            }
+        }
+        tracing::info!(version = %model.version, source = %model.source, "CTR model loaded");
         let shards_config = config.shards_config();
         let heartbeats = Arc::new(Heartbeats::new(shards_config.resolved_shard_count()));
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
             heartbeats: heartbeats.clone(),
+            model: Arc::new(model),
+            users: std::sync::Mutex::new(users.map(Arc::new)),
+            reload_requests: std::sync::atomic::AtomicU64::new(0),
         });
+        let factory_shared = shared.clone();
         let sharded = shards::start(shards_config, move |ctx| {
+            let shared = &factory_shared;
             EngineShard::new(shared.clone(), ctx).map_err(|e| {
                 Box::<dyn std::error::Error + Send + Sync>::from(format!("listen on {listen}: {e}"))
             })
         })
         .context("starting shards")?;
+        // Every shard has copied its users: free the file.
+        if let Ok(mut u) = shared.users.lock() {
+            *u = None;
+        }
         tracing::info!(
             shards = sharded.shard_count(),
             driver = %sharded.driver(),
@@ -55,7 +77,11 @@ impl Engine {
             sharded.shard_count(),
             sharded.driver()
         ));
-        Ok(Engine { sharded, stopped })
+        Ok(Engine {
+            sharded,
+            stopped,
+            shared,
+        })
     }
 
     pub fn shard_count(&self) -> usize {
@@ -70,19 +96,28 @@ impl Engine {
         self.sharded.stop_handle()
     }
 
-    /// Stops on SIGTERM or SIGINT (from a dedicated signal thread).
+    /// Stops on SIGTERM or SIGINT; reloads the model on SIGHUP (from a dedicated signal thread).
     pub fn stop_on_signals(&self) -> anyhow::Result<()> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
             .context("installing signal handlers")?;
         let stop = self.stop_handle();
+        let shared = self.shared.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        tracing::info!("SIGHUP: reloading the model");
+                        shared
+                            .reload_requests
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
                     tracing::info!(signal = sig, "draining in-flight requests, then exiting");
                     supervise::stopping("draining in-flight requests");
                     stop.stop();
+                    break;
                 }
             })
             .context("spawning the signal thread")?;

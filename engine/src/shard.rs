@@ -17,8 +17,11 @@ use crate::auction::{AuctionResult, Scratch, run_auction};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
+use crate::learning::{self, Click, Learning};
 use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::model_store::ServingModel;
+use crate::profile::UsersFile;
 use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
@@ -26,6 +29,12 @@ use crate::{exposition, respond};
 pub struct Shared {
     pub config: Config,
     pub catalog: Arc<Catalog>,
+    /// The model every shard serves at start.
+    pub model: Arc<ServingModel>,
+    /// The users file, read once at start; each shard copies its own users, then it is dropped.
+    pub users: std::sync::Mutex<Option<Arc<UsersFile>>>,
+    /// Bumped by SIGHUP; shard 0 watches it and reloads the model.
+    pub reload_requests: std::sync::atomic::AtomicU64,
     /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
     pub heartbeats: Arc<Heartbeats>,
 }
@@ -36,11 +45,16 @@ pub enum Msg {
     Auction(Box<AuctionJob>),
     /// Send a copy of your metrics (for /metrics and /stats).
     Snapshot,
+    /// Count a click of a user this shard owns.
+    Click(Click),
+    /// Serve this model from the next request on.
+    SwapModel(Arc<ServingModel>),
 }
 
 pub enum Reply {
     Auction(AuctionResult),
     Snapshot(Box<ShardSnapshot>),
+    Done,
 }
 
 /// Everything a scrape needs from one shard.
@@ -52,6 +66,9 @@ pub struct ShardSnapshot {
     pub http: Vec<(&'static str, u64)>,
     /// Indexed like `Catalog::campaigns`.
     pub spend: Vec<SpendLine>,
+    pub model_version: String,
+    pub profiles: usize,
+    pub profiles_dropped: u64,
 }
 
 pub struct EngineShard {
@@ -61,6 +78,7 @@ pub struct EngineShard {
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
     listener: RefCell<Option<monoio::net::TcpListener>>,
+    learning: Learning,
 }
 
 impl EngineShard {
@@ -73,7 +91,17 @@ impl EngineShard {
             ctx.count(),
             intake::now_unix_s().div_euclid(86_400),
         );
+        let users = shared.users.lock().ok().and_then(|u| u.clone());
+        let learning = Learning::new(
+            &shared.config,
+            &shared.catalog,
+            shared.model.clone(),
+            users.as_deref(),
+            ctx.id().0,
+            ctx.count(),
+        );
         Ok(EngineShard {
+            learning,
             shared,
             ledger: RefCell::new(ledger),
             scratch: RefCell::new(Scratch::default()),
@@ -85,14 +113,23 @@ impl EngineShard {
 
     /// Runs the auction here, on this shard's ledger.
     fn auction_here(&self, job: &AuctionJob) -> AuctionResult {
-        run_auction(
-            job,
-            &self.shared.catalog,
-            &mut self.ledger.borrow_mut(),
-            &self.shared.config.auction,
-            &mut self.scratch.borrow_mut(),
-            &self.metrics,
-        )
+        let cfg = &self.shared.config;
+        let result = self
+            .learning
+            .with_scoring(cfg, job.user_key, &self.metrics, |ml| {
+                run_auction(
+                    job,
+                    &self.shared.catalog,
+                    &mut self.ledger.borrow_mut(),
+                    &cfg.auction,
+                    &mut self.scratch.borrow_mut(),
+                    &self.metrics,
+                    ml,
+                )
+            });
+        self.learning
+            .record_wins(job.user_key, &result, &self.metrics);
+        result
     }
 
     fn snapshot(&self, ctx: &ShardCtx<EngineShard>) -> ShardSnapshot {
@@ -104,6 +141,9 @@ impl EngineShard {
             mesh: ctx.stats(),
             http: self.http_stats.iter().collect(),
             spend: (0..ledger.len()).map(|i| ledger.line(i)).collect(),
+            model_version: self.learning.model_version(),
+            profiles: self.learning.profiles_len(),
+            profiles_dropped: self.learning.profiles_dropped(),
         }
     }
 }
@@ -134,6 +174,9 @@ impl Service for EngineShard {
             ctx: ctx.clone(),
             shard: self.clone(),
         });
+        if ctx.id().0 == 0 {
+            monoio::spawn(watch_sighup(front.clone()));
+        }
         let limits = self.shared.config.http_limits();
         net::http::serve(listener, front, limits, shutdown, self.http_stats.clone()).await;
     }
@@ -145,6 +188,14 @@ impl Service for EngineShard {
                 Reply::Auction(self.auction_here(&job))
             }
             Msg::Snapshot => Reply::Snapshot(Box::new(self.snapshot(&ctx))),
+            Msg::Click(c) => {
+                self.learning.record_click(c, &self.metrics);
+                Reply::Done
+            }
+            Msg::SwapModel(m) => {
+                self.learning.swap_model(m);
+                Reply::Done
+            }
         }
     }
 }
@@ -171,17 +222,41 @@ impl Handler for Front {
                 bump(&self.shard.metrics.billing_notices, 1);
                 resp.status(204);
             }
-            (_, "/openrtb2/auction") => method_not_allowed(resp, "POST"),
+            (Method::Get, "/notice/click") => self.click(req, resp).await,
+            (Method::Post, "/admin/model/reload") => self.reload(req.body, resp).await,
+            (_, "/openrtb2/auction" | "/admin/model/reload") => method_not_allowed(resp, "POST"),
             (
                 _,
                 "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
-                | "/notice/billing",
+                | "/notice/billing" | "/notice/click",
             ) => method_not_allowed(resp, "GET"),
             _ => {
                 resp.status(404)
                     .header("content-type", "text/plain")
                     .body(b"not found\n");
             }
+        }
+    }
+}
+
+fn plain(resp: &mut Response, status: u16, text: &str) {
+    resp.status(status)
+        .header("content-type", "text/plain")
+        .body(text.as_bytes());
+}
+
+/// On shard 0: reloads the configured model whenever SIGHUP bumped `reload_requests`.
+async fn watch_sighup(front: Rc<Front>) {
+    use std::sync::atomic::Ordering;
+    let shared = front.shard.shared.clone();
+    let mut seen = shared.reload_requests.load(Ordering::Relaxed);
+    while !front.ctx.is_stopping() {
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        let now = shared.reload_requests.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            let (status, text) = front.reload_from(shared.config.model.path.clone()).await;
+            tracing::info!(status, "SIGHUP model reload: {}", text.trim_end());
         }
     }
 }
@@ -289,13 +364,91 @@ impl Front {
         m.record(Stage::Hop, sent.elapsed());
         match reply {
             Ok(Reply::Auction(r)) => Some(r),
-            Ok(Reply::Snapshot(_)) => None,
+            Ok(Reply::Snapshot(_) | Reply::Done) => None,
             Err(MeshError::RingFull { .. }) => {
                 bump(&m.hop_fallback_local, 1);
                 Some(self.shard.auction_here(&rebuild()))
             }
             Err(_) => None,
         }
+    }
+
+    /// `GET /notice/click?user=..&campaign=..`: counted on the user's owner shard.
+    async fn click(&self, req: &Request<'_>, resp: &mut Response) {
+        let click = match self.shard.learning.parse_click(req.query) {
+            Ok(c) => c,
+            Err(e) => return plain(resp, 400, &e),
+        };
+        let owner = intake::owner_shard(click.user_key, self.ctx.count());
+        if owner == self.ctx.id().0 {
+            self.shard.learning.record_click(click, &self.shard.metrics);
+            resp.status(204);
+            return;
+        }
+        match self.ctx.invoke_on(ShardId(owner), Msg::Click(click)).await {
+            Ok(_) => {
+                resp.status(204);
+            }
+            Err(e) => plain(resp, 503, &format!("owner shard {owner} unavailable: {e}")),
+        }
+    }
+
+    /// `POST /admin/model/reload` (body: optional model path): load and check off the shard
+    /// threads, then swap on every shard. A bad file leaves the old model serving.
+    async fn reload(&self, body: &[u8], resp: &mut Response) {
+        let cfg = &self.shard.shared.config.model;
+        let path = match learning::reload_path(body, &cfg.path) {
+            Ok(p) => p,
+            Err(e) => return plain(resp, 400, &e),
+        };
+        let (status, text) = self.reload_from(path).await;
+        plain(resp, status, &text);
+    }
+
+    /// The reload procedure shared by the admin route and SIGHUP: (status, message).
+    async fn reload_from(&self, path: std::path::PathBuf) -> (u16, String) {
+        let l = &self.shard.learning;
+        let m = &self.shard.metrics.ml;
+        if l.reloading.replace(true) {
+            return (409, "a reload is already running".into());
+        }
+        // Cleared however this future ends (completed or dropped with its connection).
+        let _running = learning::ReloadGuard(&l.reloading);
+        let timeout = Duration::from_millis(self.shard.shared.config.model.reload_timeout_ms);
+        let model = match learning::load_off_shard(path, timeout).await {
+            Ok(model) => model,
+            Err(e) => {
+                bump(&m.model_load_failures, 1);
+                tracing::warn!(error = %e, "model refused; the previous model keeps serving");
+                return (
+                    422,
+                    format!("model refused, previous model still serving: {e}"),
+                );
+            }
+        };
+        let replies = self
+            .ctx
+            .invoke_on_all(|_| Msg::SwapModel(model.clone()))
+            .await;
+        let failed: Vec<usize> = replies
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        if !failed.is_empty() {
+            bump(&m.model_load_failures, 1);
+            return (
+                503,
+                format!("model {} not swapped on shards {failed:?}", model.version),
+            );
+        }
+        bump(&m.model_loads, 1);
+        tracing::info!(version = %model.version, source = %model.source, "model swapped on every shard");
+        (
+            200,
+            format!("model {} serving on every shard\n", model.version),
+        )
     }
 
     fn health(&self, resp: &mut Response) {

@@ -12,9 +12,10 @@ use engine::catalog::{
     Advertiser, Campaign, CampaignKind, CatalogFile, Creative, Format, Pricing, Targeting,
     civil_from_days,
 };
+use engine::features::{CATEGORIES, N_CAT};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, LogNormal};
+use rand_distr::{Distribution, LogNormal, Normal};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -451,36 +452,217 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Writes the user population CSV: `user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,activity`.
-/// Activity of the user at rank r is 1/r (Zipf, alpha = 1.0); ranks are shuffled over ids.
-pub fn users_csv(opts: &AdgenOptions) -> String {
+/// Age buckets: 1 = 18-24, 2 = 25-34, 3 = 35-44, 4 = 45-54, 5 = 55-64, 6 = 65+ (shares).
+const AGE_SHARES: [f64; 6] = [0.14, 0.24, 0.22, 0.18, 0.13, 0.09];
+
+/// One simulated user: what `users.csv` shows, and the hidden traits the ground truth uses.
+#[derive(Debug, Clone)]
+pub struct SimUser {
+    pub user_id: String,
+    pub country: &'static str,
+    pub region: &'static str,
+    pub device: usize,
+    pub ip: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub activity: f64,
+    pub age_bucket: u8,
+    /// "M", "F", "O" or "" (unknown).
+    pub gender: &'static str,
+    /// Reported interests (category indexes); noisy view of the hidden affinities.
+    pub interests: Vec<usize>,
+    pub cohort: u32,
+    /// Historic (impressions, clicks) per category of `engine::features::CATEGORIES`.
+    pub history: [(u32, u32); N_CAT],
+    /// Hidden: log-odds shift per category and overall.
+    pub affinity: [f64; N_CAT],
+    pub clickiness: f64,
+}
+
+impl SimUser {
+    pub fn device_type(&self) -> u8 {
+        DEVICES[self.device].0
+    }
+
+    pub fn os(&self) -> &'static str {
+        DEVICES[self.device].2
+    }
+}
+
+/// Age effect on the log-odds of a click, per category (hidden ground truth).
+fn age_effect(age_bucket: u8, cat: usize) -> f64 {
+    let young = age_bucket <= 2;
+    let old = age_bucket >= 5;
+    match CATEGORY_PRIORS[cat].0 {
+        "gaming" if young => 0.6,
+        "gaming" if old => -0.7,
+        "finance" if old => 0.5,
+        "finance" if young => -0.3,
+        "travel" if (3..=5).contains(&age_bucket) => 0.3,
+        "health" if old => 0.5,
+        "education" if young => 0.4,
+        _ => 0.0,
+    }
+}
+
+/// The hidden age x category effect (shared with the click log's ground truth).
+pub fn age_effect_public(age_bucket: u8, cat: usize) -> f64 {
+    age_effect(age_bucket, cat)
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+/// The hidden part of a user's click log-odds that does not depend on the context.
+fn user_logit(u: &SimUser, cat: usize) -> f64 {
+    logit(CATEGORY_PRIORS[cat].1) + u.affinity[cat] + u.clickiness + age_effect(u.age_bucket, cat)
+}
+
+fn sim_user(rng: &mut StdRng, rank: usize) -> SimUser {
+    let country = pick_weighted(rng, &COUNTRIES, |c| c.1);
+    let region = country.2[rng.random_range(0..country.2.len())];
+    let device = pick_weighted_index(rng, DEVICES.len(), |i| DEVICES[i].1);
+    let ip = format!(
+        "{}.{}.{}.{}",
+        rng.random_range(11..223u8),
+        rng.random::<u8>(),
+        rng.random::<u8>(),
+        rng.random_range(1..255u8)
+    );
+    let lat = country.3 + rng.random_range(-3.0..3.0);
+    let lon = country.4 + rng.random_range(-3.0..3.0);
+    let user_id = format!("u{:016x}", rng.random::<u64>());
+    let age_bucket = pick_weighted_index(rng, 6, |i| AGE_SHARES[i]) as u8 + 1;
+    let gender = *pick_weighted(
+        rng,
+        &[("M", 0.46), ("F", 0.46), ("O", 0.02), ("", 0.06)],
+        |g| g.1,
+    );
+    let mut affinity = [0.0; N_CAT];
+    let normal = Normal::new(-0.2, 0.35).expect("valid normal");
+    for a in affinity.iter_mut() {
+        *a = normal.sample(rng);
+    }
+    let mut true_interests = Vec::new();
+    while true_interests.len() < 2 {
+        let k = pick_weighted_index(rng, N_CAT, |k| (1.0 + age_effect(age_bucket, k)).max(0.2));
+        if !true_interests.contains(&k) {
+            true_interests.push(k);
+            affinity[k] = 1.1 + rng.random_range(0.0..0.4);
+        }
+    }
+    let mut interests: Vec<usize> = true_interests
+        .iter()
+        .copied()
+        .filter(|_| rng.random_bool(0.8))
+        .collect();
+    if rng.random_bool(0.25) {
+        let k = rng.random_range(0..N_CAT);
+        if !interests.contains(&k) {
+            interests.push(k);
+        }
+    }
+    let clickiness = Normal::new(0.0, 0.5).expect("valid normal").sample(rng);
+    let primary = interests.first().map(|&k| k as u32 + 1).unwrap_or(0);
+    let mut u = SimUser {
+        user_id,
+        country: country.0,
+        region,
+        device,
+        ip,
+        lat,
+        lon,
+        activity: 1.0 / rank as f64,
+        age_bucket: if gender.0.is_empty() { 0 } else { age_bucket },
+        gender: gender.0,
+        interests,
+        cohort: u32::from(age_bucket) * 16 + primary,
+        history: [(0, 0); N_CAT],
+        affinity,
+        clickiness,
+    };
+    u.history = history(rng, &u, rank);
+    u
+}
+
+/// Past impressions by activity rank (heavy users have hundreds, the tail a few, 8 % none),
+/// each clicked with the user's hidden context-free probability.
+fn history(rng: &mut StdRng, u: &SimUser, rank: usize) -> [(u32, u32); N_CAT] {
+    let mut h = [(0u32, 0u32); N_CAT];
+    if rng.random_bool(0.08) {
+        return h;
+    }
+    let imps = (2000.0 * (rank as f64).powf(-0.6)).round() as u32 + rng.random_range(0..4);
+    for _ in 0..imps {
+        let k = rng.random_range(0..N_CAT);
+        h[k].0 += 1;
+        if rng.random_bool(sigmoid(user_logit(u, k))) {
+            h[k].1 += 1;
+        }
+    }
+    h
+}
+
+fn pick_weighted_index(rng: &mut StdRng, n: usize, weight: impl Fn(usize) -> f64) -> usize {
+    let total: f64 = (0..n).map(&weight).sum();
+    let mut x = rng.random::<f64>() * total;
+    for i in 0..n {
+        x -= weight(i);
+        if x <= 0.0 {
+            return i;
+        }
+    }
+    n - 1
+}
+
+/// The simulated population (activity of the user at rank r is 1/r: Zipf, alpha = 1.0).
+pub fn population(opts: &AdgenOptions) -> Vec<SimUser> {
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x05ee_d0f0_5e75);
-    let mut out = String::with_capacity(opts.users * 200);
-    out.push_str("user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,activity\n");
-    for rank in 1..=opts.users {
-        let country = pick_weighted(&mut rng, &COUNTRIES, |c| c.1);
-        let region = country.2[rng.random_range(0..country.2.len())];
-        let dev = pick_weighted(&mut rng, &DEVICES, |d| d.1);
-        let ip = format!(
-            "{}.{}.{}.{}",
-            rng.random_range(11..223u8),
-            rng.random::<u8>(),
-            rng.random::<u8>(),
-            rng.random_range(1..255u8)
-        );
-        let lat = country.3 + rng.random_range(-3.0..3.0);
-        let lon = country.4 + rng.random_range(-3.0..3.0);
-        let user_id = format!("u{:016x}", rng.random::<u64>());
+    (1..=opts.users)
+        .map(|rank| sim_user(&mut rng, rank))
+        .collect()
+}
+
+/// Writes the user population CSV: `user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,
+/// activity,age_bucket,gender,interests,cohort,cat_history` (format read by `engine::profile`).
+pub fn users_csv(opts: &AdgenOptions) -> String {
+    users_csv_of(&population(opts))
+}
+
+/// The CSV of an already simulated population.
+pub fn users_csv_of(users: &[SimUser]) -> String {
+    let mut out = String::with_capacity(users.len() * 260);
+    out.push_str("user_id,country,region,devicetype,os,make,model,ip,ua,lat,lon,activity,");
+    out.push_str("age_bucket,gender,interests,cohort,cat_history\n");
+    for u in users {
+        let dev = &DEVICES[u.device];
+        let interests: Vec<&str> = u.interests.iter().map(|&k| CATEGORIES[k]).collect();
+        let history: Vec<String> = u.history.iter().map(|(i, c)| format!("{i}:{c}")).collect();
         let _ = writeln!(
             out,
-            "{user_id},{},{region},{},{},{},{},{ip},{},{lat:.4},{lon:.4},{:.9}",
-            country.0,
+            "{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.9},{},{},{},{},{}",
+            u.user_id,
+            u.country,
+            u.region,
             dev.0,
             dev.2,
             dev.3,
             csv_field(dev.4),
+            u.ip,
             csv_field(dev.5),
-            1.0 / rank as f64
+            u.lat,
+            u.lon,
+            u.activity,
+            u.age_bucket,
+            u.gender,
+            interests.join(";"),
+            u.cohort,
+            history.join(";")
         );
     }
     out
@@ -523,7 +705,23 @@ mod tests {
         std::fs::write(&path, &csv).unwrap();
         let pop = crate::load::population::Population::from_csv(&path).unwrap();
         assert_eq!(pop.len(), 1000);
-        let act = |i: usize| lines[i].rsplit(',').next().unwrap().parse::<f64>().unwrap();
+        let act = |i: usize| {
+            let fields = engine::profile::split_csv_line(lines[i]).unwrap();
+            fields[11].parse::<f64>().unwrap()
+        };
         assert!((act(1) / act(10) - 10.0).abs() < 1e-6);
+        // The engine reads the profile columns of the same file.
+        let parsed = engine::profile::parse_users("users.csv", &csv).unwrap();
+        assert_eq!(parsed.users.len(), 1000);
+        let heavy = parsed.users[0].1;
+        assert!(heavy.imps > 100, "the most active user has a long history");
+        let none = parsed.users.iter().filter(|(_, p)| p.imps == 0).count();
+        assert!(none > 30 && none < 150, "about 8 % new users: {none}");
+    }
+
+    #[test]
+    fn category_names_match_the_engine_schema() {
+        let names: Vec<&str> = CATEGORY_PRIORS.iter().map(|c| c.0).collect();
+        assert_eq!(names, CATEGORIES);
     }
 }

@@ -41,9 +41,15 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Exploration and Thompson draws change prices at random: off unless a test sets [model].
+        let model = if extra.contains("[model]") {
+            ""
+        } else {
+            "[model]\nexplore_enabled = false\nthompson_enabled = false\n"
+        };
         let cfg = format!(
             "[server]\nlisten = \"{addr}\"\nshards = 2\ndriver = \"{driver}\"\npin_cores = false\ndrain_timeout_ms = 3000\n\
-             [catalog]\npath = \"{}\"\n{extra}",
+             [catalog]\npath = \"{}\"\n{model}{extra}",
             fixture("catalog.json").display()
         );
         let cfg_path = dir.path().join("adserver.toml");
@@ -87,6 +93,14 @@ impl Server {
 
     pub fn auction(&self, body: &[u8]) -> Resp {
         self.request(&post_json("/openrtb2/auction", body))
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
     }
 
     /// Sends SIGTERM and waits for the exit (bounded).
