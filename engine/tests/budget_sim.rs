@@ -44,6 +44,8 @@ fn invariants_hold_under_faults() {
     assert!(stats.duplicates_refused > 0 && stats.shard_crashes > 0, "{stats:?}");
     assert!(stats.allocator_crashes > 0 && stats.torn_records > 0, "{stats:?}");
     assert!(stats.midnights > 0 && stats.reclaims > 0, "{stats:?}");
+    // Budgets were driven into the bound region, where an overspend would show.
+    assert!(stats.days_nearly_spent > 0, "{stats:?}");
 }
 
 /// A deliberately wrong bound (every shard may overdraw its lot) must be caught by the checker.

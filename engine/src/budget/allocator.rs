@@ -179,9 +179,8 @@ impl<S: BudgetSource> Allocator<S> {
     ) -> Self {
         assert_eq!(budgets.len(), calendar.len(), "one time zone per campaign");
         let shards = cfg.sizing.shards as usize;
-        let days = (0..budgets.len())
-            .map(|c| calendar.period(c, now_ms).day)
-            .collect();
+        // Filled by PeriodRoll records, so recovery rebuilds the same value.
+        let days = vec![i64::MIN; budgets.len()];
         Allocator {
             state: AllocatorState {
                 epochs: vec![0; shards],
@@ -240,7 +239,8 @@ impl<S: BudgetSource> Allocator<S> {
         self.last_seen_ms[usize::from(shard)] = now_ms;
         match req {
             Request::Register { shard } => {
-                self.reclaim_shard(shard, |_| true, out);
+                // Fence first, then reclaim: any prefix of these records that survives a crash
+                // is consistent (lots of older epochs are reclaimed by the next tick).
                 self.emit(
                     LedgerRecord::Register {
                         shard,
@@ -248,6 +248,7 @@ impl<S: BudgetSource> Allocator<S> {
                     },
                     out,
                 );
+                self.reclaim_shard(shard, |_| true, out);
                 Reply::Registered {
                     epoch: epoch_now + 1,
                 }
@@ -338,6 +339,14 @@ impl<S: BudgetSource> Allocator<S> {
         if period.in_dead_zone(now_ms, self.cfg.dead_zone_ms) {
             return refused(Refused::DeadZone);
         }
+        if self
+            .state
+            .lots
+            .get(&(campaign, shard, day))
+            .is_some_and(|l| l.epoch < epoch)
+        {
+            self.reclaim_lot(campaign, shard, day, out);
+        }
         let ask = Ask {
             campaign,
             day,
@@ -383,20 +392,23 @@ impl<S: BudgetSource> Allocator<S> {
                 .any(|&(_, s, _)| usize::from(s) == shard);
             if holds && now_ms - self.last_seen_ms[shard] > stale {
                 let s = shard as ShardNo;
-                self.reclaim_shard(s, |_| true, out);
                 let epoch = self.state.epochs[shard] + 1;
                 self.emit(LedgerRecord::Register { shard: s, epoch }, out);
+                self.reclaim_shard(s, |_| true, out);
             }
         }
+        // Lots of fenced epochs (a crash tore the reclaims that followed a fence), and lots of
+        // days that ended `stale_timeout_ms` ago (their returns were lost).
         let ended: Vec<(u32, ShardNo, i64)> = self
             .state
             .lots
-            .keys()
-            .copied()
-            .filter(|&(c, _, day)| {
+            .iter()
+            .filter(|&(&(c, s, day), lot)| {
                 let p = self.calendar.period(c as usize, now_ms);
-                day < p.day && now_ms - p.start_ms > stale
+                lot.epoch < self.state.epochs[usize::from(s)]
+                    || (day < p.day && now_ms - p.start_ms > stale)
             })
+            .map(|(k, _)| *k)
             .collect();
         for (c, s, d) in ended {
             self.reclaim_lot(c, s, d, out);

@@ -84,11 +84,26 @@ impl SimLog {
         let extra = self.bytes.len() - self.synced;
         let keep = self.synced + rng.below(extra as u64 + 1) as usize;
         self.bytes.truncate(keep);
+        // Recovery truncates the torn tail: appends continue after the last whole record.
+        let whole = self.whole_len();
+        self.bytes.truncate(whole);
         let pending = self.unsynced.len();
         self.unsynced.clear();
         let survived = self.records().len() - self.records_upto(self.synced);
         self.synced = self.bytes.len();
         (survived, pending)
+    }
+
+    fn whole_len(&self) -> usize {
+        let mut at = 0;
+        while at + 2 <= self.bytes.len() {
+            let len = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+            if at + 2 + len > self.bytes.len() {
+                break;
+            }
+            at += 2 + len;
+        }
+        at
     }
 
     fn records_upto(&self, end: usize) -> usize {
@@ -154,6 +169,8 @@ pub struct SimStats {
     pub steps: u64,
     pub charges_ok: u64,
     pub refused: u64,
+    /// Refusals by the sub-ledger: exhausted, unregistered, journal full.
+    pub refused_by: [u64; 3],
     pub duplicates_refused: u64,
     pub shard_crashes: u64,
     pub allocator_crashes: u64,
@@ -161,6 +178,10 @@ pub struct SimStats {
     pub midnights: u64,
     pub reclaims: u64,
     pub messages: u64,
+    /// Campaign-days whose served spend reached 90 % of the daily budget.
+    pub days_nearly_spent: u64,
+    /// Largest served spend over a daily budget seen, ppm (above 1e6: inside the bound).
+    pub fullest_day_ppm: u64,
 }
 
 impl SimStats {
@@ -168,6 +189,9 @@ impl SimStats {
         self.steps += o.steps;
         self.charges_ok += o.charges_ok;
         self.refused += o.refused;
+        for i in 0..3 {
+            self.refused_by[i] += o.refused_by[i];
+        }
         self.duplicates_refused += o.duplicates_refused;
         self.shard_crashes += o.shard_crashes;
         self.allocator_crashes += o.allocator_crashes;
@@ -175,6 +199,8 @@ impl SimStats {
         self.midnights += o.midnights;
         self.reclaims += o.reclaims;
         self.messages += o.messages;
+        self.days_nearly_spent += o.days_nearly_spent;
+        self.fullest_day_ppm = self.fullest_day_ppm.max(o.fullest_day_ppm);
     }
 }
 
@@ -231,6 +257,12 @@ pub fn run_seed(seed: u64, cfg: SimConfig) -> Result<SimStats, SimFailure> {
             step += 1;
         }
         w.stats.steps = step;
+        for (&(c, _), &served) in &w.served_day {
+            let daily = w.budgets[c as usize].daily_micros.max(1);
+            let ppm = served * 1_000_000 / daily;
+            w.stats.fullest_day_ppm = w.stats.fullest_day_ppm.max(ppm);
+            w.stats.days_nearly_spent += u64::from(ppm >= 900_000);
+        }
         Ok(w.stats)
     }));
     let fail = |message: String| SimFailure {
@@ -265,7 +297,7 @@ impl World {
                 let daily = 10_000 + rng.below(2_000_000);
                 Budget {
                     daily_micros: daily,
-                    lifetime_micros: daily * (1 + rng.below(6)),
+                    lifetime_micros: daily * (2 + rng.below(60)),
                 }
             })
             .collect();
@@ -344,6 +376,14 @@ impl World {
     }
 
     fn step(&mut self) {
+        // Whatever is down comes back after ~20 steps.
+        if self.alloc.is_none() && self.rng.chance(50) {
+            self.alloc = Some(self.recover_allocator());
+        }
+        let s = self.rng.below(self.shards.len() as u64) as usize;
+        if self.shards[s].ledger.is_none() && self.rng.chance(50) {
+            self.restart_shard(s);
+        }
         match self.rng.below(1000) {
             0..=399 => self.charge(),
             400..=549 => self.poll_shard(),
@@ -351,8 +391,17 @@ impl World {
             800..=909 => self.advance_clock(),
             910..=939 => self.tick_allocator(),
             940..=989 => self.flush_shard(),
-            990..=994 => self.crash_or_restart_shard(),
-            _ => self.crash_or_restart_allocator(),
+            990..=996 => {
+                let s = self.rng.below(self.shards.len() as u64) as usize;
+                if self.shards[s].ledger.is_some() {
+                    self.crash_shard(s);
+                }
+            }
+            _ => {
+                if self.alloc.is_some() {
+                    self.crash_allocator();
+                }
+            }
         }
     }
 
@@ -387,7 +436,15 @@ impl World {
                 }
             }
             Err(super::Refusal::Duplicate) => self.stats.duplicates_refused += 1,
-            Err(_) => self.stats.refused += 1,
+            Err(r) => {
+                self.stats.refused += 1;
+                let i = match r {
+                    super::Refusal::Exhausted => 0,
+                    super::Refusal::Unregistered => 1,
+                    _ => 2,
+                };
+                self.stats.refused_by[i] += 1;
+            }
         }
     }
 
@@ -431,6 +488,9 @@ impl World {
         let now = self.now_ms;
         match msg.payload {
             Payload::ToShard(s, reply) => {
+                if std::env::var_os("ADCORE_SIM_TRACE").is_some() {
+                    eprintln!("t={now} shard {s} <- {reply:?}");
+                }
                 if let Some(l) = self.shards[usize::from(s)].ledger.as_mut() {
                     l.on_reply(now, reply);
                 }
@@ -441,6 +501,9 @@ impl World {
                 };
                 self.records.clear();
                 let reply = alloc.on_request(now, req, &mut self.records);
+                if std::env::var_os("ADCORE_SIM_TRACE").is_some() {
+                    eprintln!("t={now} {req:?} -> {reply:?} {:?}", self.records);
+                }
                 self.commit_allocator();
                 if self.alloc.is_some() {
                     let deliver_at_ms = now + self.delay();
@@ -477,6 +540,9 @@ impl World {
         if let Some(a) = self.alloc.as_mut() {
             self.records.clear();
             a.tick(now, &mut self.records);
+            if std::env::var_os("ADCORE_SIM_TRACE").is_some() && !self.records.is_empty() {
+                eprintln!("t={now} tick {:?}", self.records);
+            }
             self.commit_allocator();
         }
     }
@@ -490,7 +556,7 @@ impl World {
             let c = self.rng.below(self.budgets.len() as u64) as usize;
             let end = self.calendar.period(c, self.now_ms).end_ms;
             self.now_ms = self.now_ms.max(end - self.rng.below(5_000) as i64);
-        } else if self.rng.chance(5) {
+        } else if self.rng.chance(2) {
             self.now_ms += self.rng.below(DAY_MS as u64) as i64;
         } else {
             self.now_ms += 1 + self.rng.below(2_000) as i64;
@@ -532,11 +598,8 @@ impl World {
         sh.log.sync();
     }
 
-    fn crash_or_restart_shard(&mut self) {
-        let s = self.rng.below(self.shards.len() as u64) as usize;
-        if self.shards[s].ledger.is_some() {
-            self.crash_shard(s);
-        } else {
+    fn restart_shard(&mut self, s: usize) {
+        {
             let records = self.shards[s].log.records();
             let ledger = self.new_ledger(s as u16, &records);
             // Recovery: the rebuilt spend equals the durable spend (torn tail checked in crash).
@@ -582,13 +645,15 @@ impl World {
             .take()
             .map(|a| (a.state().clone(), a.source().clone()));
         let (survived, total) = self.alloc_log.crash(&mut self.rng);
+        let _ = &pending;
         self.stats.torn_records += (total - survived) as u64;
         let recovered = self.recover_allocator();
         let state = (recovered.state().clone(), recovered.source().clone());
         if survived == 0 {
             assert!(
                 state == self.alloc_synced,
-                "allocator recovered a state other than its last commit"
+                "allocator recovered a state other than its last commit: {}",
+                diff(&state, &self.alloc_synced)
             );
         } else if survived == pending.len() {
             assert!(
@@ -612,14 +677,6 @@ impl World {
             self.now_ms,
             records.iter(),
         )
-    }
-
-    fn crash_or_restart_allocator(&mut self) {
-        if self.alloc.is_some() {
-            self.crash_allocator();
-        } else {
-            self.alloc = Some(self.recover_allocator());
-        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -667,6 +724,10 @@ impl World {
             }
             for c in 0..self.budgets.len() {
                 let (day, chunk, slack, _) = l.lot(c);
+                if day != self.calendar.period(c, self.now_ms).day {
+                    // The line rolls lazily; a lot of an ended day may be reclaimed already.
+                    continue;
+                }
                 let lot = st
                     .lots
                     .get(&(c as u32, s as u16, day))
@@ -681,6 +742,29 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// The first field where two allocator states differ (failure messages).
+fn diff(a: &(AllocatorState, LocalCounters), b: &(AllocatorState, LocalCounters)) -> String {
+    let (x, y) = (&a.0, &b.0);
+    if x.epochs != y.epochs {
+        return format!("epochs {:?} vs {:?}", x.epochs, y.epochs);
+    }
+    if x.days != y.days {
+        return format!("days {:?} vs {:?}", x.days, y.days);
+    }
+    if x.lots != y.lots {
+        return format!("lots {:?} vs {:?}", x.lots, y.lots);
+    }
+    if x.accts != y.accts {
+        let d: Vec<_> = x
+            .accts
+            .iter()
+            .filter(|(k, v)| y.accts.get(k) != Some(v))
+            .collect();
+        return format!("accts {d:?} vs {:?}", d.iter().map(|(k, _)| y.accts.get(k)).collect::<Vec<_>>());
+    }
+    format!("source counters {:?} vs {:?}", a.1, b.1)
 }
 
 /// Runs seeds `first..first + seeds` with `steps` each; stops at the first failure.

@@ -133,6 +133,9 @@ pub struct LocalCounters {
 
 impl LocalCounters {
     fn add(&mut self, campaign: u32, day: i64, t: Taken) {
+        if t == Taken::default() {
+            return;
+        }
         let d = self.day.entry((campaign, day)).or_default();
         d.chunk += t.chunk;
         d.slack += t.slack;
