@@ -19,12 +19,15 @@ use crate::config::Config;
 use crate::intake::{self, AuctionJob};
 use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
 pub struct Shared {
     pub config: Config,
     pub catalog: Arc<Catalog>,
+    /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// Messages between shards.
@@ -121,6 +124,12 @@ impl Service for EngineShard {
             stop_ctx.stopping().await;
             trigger.trigger(Instant::now() + drain);
         });
+        let heartbeat = Duration::from_millis(self.shared.config.server.heartbeat_ms);
+        monoio::spawn(heartbeat_loop(
+            ctx.id().0,
+            self.shared.heartbeats.clone(),
+            heartbeat,
+        ));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -153,6 +162,7 @@ impl Handler for Front {
             (Method::Get, "/health") => self.health(resp),
             (Method::Get, "/metrics") => self.metrics(resp).await,
             (Method::Get, "/stats") => self.stats(resp).await,
+            (Method::Get, "/dashboard") => dashboard(resp),
             (Method::Get, "/notice/win") => {
                 bump(&self.shard.metrics.win_notices, 1);
                 resp.status(204);
@@ -162,9 +172,11 @@ impl Handler for Front {
                 resp.status(204);
             }
             (_, "/openrtb2/auction") => method_not_allowed(resp, "POST"),
-            (_, "/health" | "/metrics" | "/stats" | "/notice/win" | "/notice/billing") => {
-                method_not_allowed(resp, "GET")
-            }
+            (
+                _,
+                "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
+                | "/notice/billing",
+            ) => method_not_allowed(resp, "GET"),
             _ => {
                 resp.status(404)
                     .header("content-type", "text/plain")
@@ -172,6 +184,16 @@ impl Handler for Front {
             }
         }
     }
+}
+
+/// The live per-core dashboard: one static page (no external assets) that polls `/stats`.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+fn dashboard(resp: &mut Response) {
+    resp.status(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(DASHBOARD_HTML.as_bytes());
 }
 
 fn method_not_allowed(resp: &mut Response, allow: &str) {
