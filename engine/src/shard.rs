@@ -17,7 +17,9 @@ use crate::auction::{AuctionResult, Scratch, run_auction};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
-use crate::ledger::{SpendLine, SubLedger};
+use crate::budget::pacing::PaceLine;
+use crate::budget::{Allocator, LocalCounters, allocator as alloc};
+use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
@@ -36,11 +38,14 @@ pub enum Msg {
     Auction(Box<AuctionJob>),
     /// Send a copy of your metrics (for /metrics and /stats).
     Snapshot,
+    /// To the allocator (shard 0): refill, return, register, heartbeat.
+    Budget(alloc::Request),
 }
 
 pub enum Reply {
     Auction(AuctionResult),
     Snapshot(Box<ShardSnapshot>),
+    Budget(alloc::Reply),
 }
 
 /// Everything a scrape needs from one shard.
@@ -52,11 +57,17 @@ pub struct ShardSnapshot {
     pub http: Vec<(&'static str, u64)>,
     /// Indexed like `Catalog::campaigns`.
     pub spend: Vec<SpendLine>,
+    /// Pacing gauges, indexed like `spend`.
+    pub pacing: Vec<PaceLine>,
+    /// Spend records this shard produced for the ledger.
+    pub spend_records: u64,
 }
 
 pub struct EngineShard {
     shared: Arc<Shared>,
     ledger: RefCell<SubLedger>,
+    /// The host's budget allocator: on shard 0 only.
+    allocator: RefCell<Option<Allocator<LocalCounters>>>,
     scratch: RefCell<Scratch>,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
@@ -67,15 +78,15 @@ impl EngineShard {
     /// Builds the shard's state and binds its listening socket (SO_REUSEPORT).
     pub fn new(shared: Arc<Shared>, ctx: &ShardCtx<EngineShard>) -> std::io::Result<EngineShard> {
         let listener = net::http::bind_reuseport(shared.config.server.listen)?;
-        let ledger = SubLedger::new(
-            &shared.catalog,
-            ctx.id().0,
-            ctx.count(),
-            intake::now_unix_s().div_euclid(86_400),
-        );
+        let setup = BudgetSetup::new(&shared.config, &shared.catalog, ctx.count())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let now = crate::ledger::now_ms();
+        let allocator = (ctx.id().0 == 0).then(|| setup.new_allocator(now));
+        let ledger = SubLedger::connected(Arc::new(setup), ctx.id().0, now);
         Ok(EngineShard {
             shared,
             ledger: RefCell::new(ledger),
+            allocator: RefCell::new(allocator),
             scratch: RefCell::new(Scratch::default()),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
@@ -104,6 +115,51 @@ impl EngineShard {
             mesh: ctx.stats(),
             http: self.http_stats.iter().collect(),
             spend: (0..ledger.len()).map(|i| ledger.line(i)).collect(),
+            pacing: (0..ledger.len()).map(|i| ledger.pace(i)).collect(),
+            spend_records: ledger.spend_records(),
+        }
+    }
+
+    /// The allocator's side of a budget message (runs on shard 0). Ledger records are produced
+    /// here; they are written to the write-ahead log once the WAL is wired in.
+    fn allocator_request(&self, req: alloc::Request) -> alloc::Reply {
+        let mut guard = self.allocator.borrow_mut();
+        let Some(a) = guard.as_mut() else {
+            return alloc::Reply::Fenced { epoch: u32::MAX };
+        };
+        let mut records = Vec::new();
+        a.on_request(crate::ledger::now_ms(), req, &mut records)
+    }
+
+    /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
+    /// allocator (never on the auction's path), hand spend records on, update pacing; on shard 0
+    /// also run the allocator's stale-allocation check.
+    async fn budget_loop(self: Rc<Self>, ctx: ShardCtx<Self>) {
+        let period = Duration::from_millis(self.shared.config.budget.poll_ms);
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        while !ctx.is_stopping() {
+            let now = crate::ledger::now_ms();
+            {
+                let mut l = self.ledger.borrow_mut();
+                l.poll(now, &mut out);
+                let n = l.journal().count() as u64;
+                l.count_spend_records(n);
+                l.update_pacing(now);
+            }
+            for req in out.drain(..) {
+                let reply = ctx.invoke_on(ShardId(0), Msg::Budget(req)).await;
+                if let Ok(Reply::Budget(r)) = reply {
+                    self.ledger
+                        .borrow_mut()
+                        .on_reply(crate::ledger::now_ms(), r);
+                }
+            }
+            if let Some(a) = self.allocator.borrow_mut().as_mut() {
+                records.clear();
+                a.tick(now, &mut records);
+            }
+            monoio::time::sleep(period).await;
         }
     }
 }
@@ -130,6 +186,7 @@ impl Service for EngineShard {
             self.shared.heartbeats.clone(),
             heartbeat,
         ));
+        monoio::spawn(self.clone().budget_loop(ctx.clone()));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -145,6 +202,7 @@ impl Service for EngineShard {
                 Reply::Auction(self.auction_here(&job))
             }
             Msg::Snapshot => Reply::Snapshot(Box::new(self.snapshot(&ctx))),
+            Msg::Budget(req) => Reply::Budget(self.allocator_request(req)),
         }
     }
 }
@@ -289,7 +347,7 @@ impl Front {
         m.record(Stage::Hop, sent.elapsed());
         match reply {
             Ok(Reply::Auction(r)) => Some(r),
-            Ok(Reply::Snapshot(_)) => None,
+            Ok(Reply::Snapshot(_) | Reply::Budget(_)) => None,
             Err(MeshError::RingFull { .. }) => {
                 bump(&m.hop_fallback_local, 1);
                 Some(self.shard.auction_here(&rebuild()))
