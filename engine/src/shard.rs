@@ -131,34 +131,38 @@ impl EngineShard {
         a.on_request(crate::ledger::now_ms(), req, &mut records)
     }
 
+    /// One exchange with the allocator: what the sub-ledger wants sent, and the replies.
+    async fn budget_round(&self, ctx: &ShardCtx<Self>, out: &mut Vec<alloc::Request>) {
+        let now = crate::ledger::now_ms();
+        {
+            let mut l = self.ledger.borrow_mut();
+            l.poll(now, out);
+            let n = l.journal().count() as u64;
+            l.count_spend_records(n);
+            l.update_pacing(now);
+        }
+        for req in out.drain(..) {
+            let reply = ctx.invoke_on(ShardId(0), Msg::Budget(req)).await;
+            if let Ok(Reply::Budget(r)) = reply {
+                self.ledger
+                    .borrow_mut()
+                    .on_reply(crate::ledger::now_ms(), r);
+            }
+        }
+        if let Some(a) = self.allocator.borrow_mut().as_mut() {
+            let mut records = Vec::new();
+            a.tick(now, &mut records);
+        }
+    }
+
     /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
     /// allocator (never on the auction's path), hand spend records on, update pacing; on shard 0
     /// also run the allocator's stale-allocation check.
     async fn budget_loop(self: Rc<Self>, ctx: ShardCtx<Self>) {
         let period = Duration::from_millis(self.shared.config.budget.poll_ms);
         let mut out = Vec::new();
-        let mut records = Vec::new();
         while !ctx.is_stopping() {
-            let now = crate::ledger::now_ms();
-            {
-                let mut l = self.ledger.borrow_mut();
-                l.poll(now, &mut out);
-                let n = l.journal().count() as u64;
-                l.count_spend_records(n);
-                l.update_pacing(now);
-            }
-            for req in out.drain(..) {
-                let reply = ctx.invoke_on(ShardId(0), Msg::Budget(req)).await;
-                if let Ok(Reply::Budget(r)) = reply {
-                    self.ledger
-                        .borrow_mut()
-                        .on_reply(crate::ledger::now_ms(), r);
-                }
-            }
-            if let Some(a) = self.allocator.borrow_mut().as_mut() {
-                records.clear();
-                a.tick(now, &mut records);
-            }
+            self.budget_round(&ctx, &mut out).await;
             monoio::time::sleep(period).await;
         }
     }
@@ -186,6 +190,11 @@ impl Service for EngineShard {
             self.shared.heartbeats.clone(),
             heartbeat,
         ));
+        // Register and take first chunks before serving, so the first requests find budget.
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            self.budget_round(&ctx, &mut out).await;
+        }
         monoio::spawn(self.clone().budget_loop(ctx.clone()));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
