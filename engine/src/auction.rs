@@ -295,7 +295,10 @@ mod tests {
         AuctionJob {
             request_id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                format!("r{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                format!(
+                    "r{}",
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )
             },
             slots: (0..slots)
                 .map(|i| Slot {

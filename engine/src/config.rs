@@ -335,7 +335,10 @@ impl Config {
             return bad("budget.chunk_ppm", "must be in 1..=1000000");
         }
         if b.shrink_divisor == 0 || b.low_water_ppm > 1_000_000 {
-            return bad("budget", "shrink_divisor must be > 0, low_water_ppm <= 1000000");
+            return bad(
+                "budget",
+                "shrink_divisor must be > 0, low_water_ppm <= 1000000",
+            );
         }
         if b.poll_ms == 0 || b.heartbeat_ms == 0 || b.stale_timeout_ms <= 2 * b.heartbeat_ms {
             return bad(
@@ -353,7 +356,10 @@ impl Config {
             );
         }
         if !(0.0..=1.0).contains(&b.throttle_max) || b.pacing_gain < 0.0 {
-            return bad("budget.throttle_max", "must be in 0..=1 (and pacing_gain >= 0)");
+            return bad(
+                "budget.throttle_max",
+                "must be in 0..=1 (and pacing_gain >= 0)",
+            );
         }
         Ok(())
     }
@@ -364,7 +370,12 @@ impl Config {
             "off" => Ok(Curve::Off),
             "even" => Ok(Curve::Even),
             "profile" => {
-                let p: [f64; 24] = self.budget.pacing_profile.as_slice().try_into().map_err(|_| ())?;
+                let p: [f64; 24] = self
+                    .budget
+                    .pacing_profile
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ())?;
                 if p.iter().any(|v| !v.is_finite() || *v < 0.0) {
                     return Err(());
                 }

@@ -284,7 +284,10 @@ pub fn largest_overspend(stats: &Stats) -> (Option<u32>, u64) {
         .filter(|c| c.spent_today_micros > c.budget_daily_micros && c.budget_daily_micros > 0)
         .map(|c| {
             let over = c.spent_today_micros - c.budget_daily_micros;
-            (Some(c.id), (u128::from(over) * 1_000_000 / u128::from(c.budget_daily_micros)) as u64)
+            (
+                Some(c.id),
+                (u128::from(over) * 1_000_000 / u128::from(c.budget_daily_micros)) as u64,
+            )
         })
         .max_by_key(|&(_, ppm)| ppm)
         .unwrap_or((None, 0))

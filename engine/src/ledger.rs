@@ -82,7 +82,9 @@ impl BudgetSetup {
                 journal_max: b.journal_max,
             },
             pacing: PacingConfig {
-                curve: config.pacing_curve().unwrap_or(crate::budget::pacing::Curve::Even),
+                curve: config
+                    .pacing_curve()
+                    .unwrap_or(crate::budget::pacing::Curve::Even),
                 update_ms: b.pacing_update_ms as i64,
                 gain: b.pacing_gain,
                 throttle_max: b.throttle_max,

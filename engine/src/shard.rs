@@ -14,11 +14,11 @@ use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
 use crate::auction::{AuctionResult, Scratch, run_auction};
+use crate::budget::pacing::PaceLine;
+use crate::budget::{Allocator, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
-use crate::budget::pacing::PaceLine;
-use crate::budget::{Allocator, LocalCounters, allocator as alloc};
 use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::supervise::{Heartbeats, heartbeat_loop};

@@ -44,7 +44,10 @@ fn small_budgets_are_spent_through_refills_and_never_past_the_bound() {
     let s = Server::start_with_catalog("legacy", &catalog, extra);
     let mut paid = 0;
     for i in 0..300 {
-        let r = s.auction(&banner_request(&format!("q{i}"), &format!("user-{}", i % 37)));
+        let r = s.auction(&banner_request(
+            &format!("q{i}"),
+            &format!("user-{}", i % 37),
+        ));
         assert_eq!(r.status, 200, "request {i}");
         for bid in r.json()["seatbid"][0]["bid"].as_array().unwrap() {
             paid += u64::from(bid["ext"]["adcore"]["house"] != true);
@@ -76,8 +79,17 @@ fn small_budgets_are_spent_through_refills_and_never_past_the_bound() {
         .find(|c| c["id"] == 1)
         .unwrap();
     let spent1 = c1["spent_today_micros"].as_u64().unwrap();
-    assert!(spent1 >= daily * 8 / 10, "campaign 1 under-delivered: {spent1}");
+    assert!(
+        spent1 >= daily * 8 / 10,
+        "campaign 1 under-delivered: {spent1}"
+    );
     let m = s.request(&get("/metrics")).text();
-    assert!(m.contains("adcore_pacing_throttle{campaign=\"1\"} 0"), "{m}");
-    assert!(m.contains("adcore_budget_held_micros{campaign=\"1\"}"), "{m}");
+    assert!(
+        m.contains("adcore_pacing_throttle{campaign=\"1\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("adcore_budget_held_micros{campaign=\"1\"}"),
+        "{m}"
+    );
 }

@@ -41,8 +41,14 @@ fn invariants_hold_under_faults() {
     assert_eq!(stats.steps, seeds * steps);
     // The faults were exercised, not just declared.
     assert!(stats.charges_ok > stats.steps / 100, "{stats:?}");
-    assert!(stats.duplicates_refused > 0 && stats.shard_crashes > 0, "{stats:?}");
-    assert!(stats.allocator_crashes > 0 && stats.torn_records > 0, "{stats:?}");
+    assert!(
+        stats.duplicates_refused > 0 && stats.shard_crashes > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.allocator_crashes > 0 && stats.torn_records > 0,
+        "{stats:?}"
+    );
     assert!(stats.midnights > 0 && stats.reclaims > 0, "{stats:?}");
     // Budgets were driven into the bound region, where an overspend would show.
     assert!(stats.days_nearly_spent > 0, "{stats:?}");
@@ -62,7 +68,10 @@ fn canary_with_a_wrong_bound_is_caught() {
                 f.message.contains("> budget") || f.message.contains("lifetime served"),
                 "caught for the wrong reason: {f}"
             );
-            assert!(f.to_string().starts_with(&format!("ADCORE_SIM_SEED={seed} ")));
+            assert!(
+                f.to_string()
+                    .starts_with(&format!("ADCORE_SIM_SEED={seed} "))
+            );
             caught += 1;
         }
     }

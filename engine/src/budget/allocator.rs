@@ -96,7 +96,9 @@ pub enum Reply {
     Ack,
     /// The request's `epoch` is stale: if the shard still runs under it, it must drop
     /// everything it holds and register again.
-    Fenced { epoch: u32 },
+    Fenced {
+        epoch: u32,
+    },
 }
 
 /// Budget held by one shard for one campaign and day.
@@ -260,7 +262,9 @@ impl<S: BudgetSource> Allocator<S> {
                 day,
                 want_slack,
                 ..
-            } if epoch == epoch_now => self.refill(now_ms, shard, epoch, campaign, day, want_slack, out),
+            } if epoch == epoch_now => {
+                self.refill(now_ms, shard, epoch, campaign, day, want_slack, out)
+            }
             Request::Return {
                 epoch,
                 campaign,
@@ -314,11 +318,7 @@ impl<S: BudgetSource> Allocator<S> {
         want_slack: bool,
         out: &mut Vec<LedgerRecord>,
     ) -> Reply {
-        let refused = |why| Reply::Refused {
-            campaign,
-            day,
-            why,
-        };
+        let refused = |why| Reply::Refused { campaign, day, why };
         let c = campaign as usize;
         if c >= self.budgets.len() {
             return refused(Refused::Exhausted);
@@ -441,7 +441,13 @@ impl<S: BudgetSource> Allocator<S> {
         }
     }
 
-    fn reclaim_lot(&mut self, campaign: u32, shard: ShardNo, day: i64, out: &mut Vec<LedgerRecord>) {
+    fn reclaim_lot(
+        &mut self,
+        campaign: u32,
+        shard: ShardNo,
+        day: i64,
+        out: &mut Vec<LedgerRecord>,
+    ) {
         let lot = self.state.lots[&(campaign, shard, day)];
         self.emit(
             LedgerRecord::Reclaim {
@@ -500,7 +506,10 @@ impl<S: BudgetSource> Allocator<S> {
             } => {
                 let key = (campaign, shard, day);
                 let lot = st.lots.get_mut(&key).expect("return of a known lot");
-                assert!(lot.chunk >= chunk && lot.slack >= slack, "return exceeds its lot");
+                assert!(
+                    lot.chunk >= chunk && lot.slack >= slack,
+                    "return exceeds its lot"
+                );
                 lot.chunk -= chunk;
                 lot.slack -= slack;
                 let acct = st.accts.entry((campaign, day)).or_default();
@@ -523,7 +532,11 @@ impl<S: BudgetSource> Allocator<S> {
                     .lots
                     .remove(&(campaign, shard, day))
                     .expect("reclaim of a known lot");
-                assert_eq!((lot.chunk, lot.slack), (chunk, slack), "reclaim of the whole lot");
+                assert_eq!(
+                    (lot.chunk, lot.slack),
+                    (chunk, slack),
+                    "reclaim of the whole lot"
+                );
                 st.accts.entry((campaign, day)).or_default().reclaimed += chunk + slack;
                 self.check(campaign, day);
             }
@@ -533,7 +546,12 @@ impl<S: BudgetSource> Allocator<S> {
 
     /// The allocator's accounting identity for one campaign-day.
     fn check(&self, campaign: u32, day: i64) {
-        let a = self.state.accts.get(&(campaign, day)).copied().unwrap_or_default();
+        let a = self
+            .state
+            .accts
+            .get(&(campaign, day))
+            .copied()
+            .unwrap_or_default();
         let out = self.state.outstanding(campaign, day);
         assert_eq!(
             a.granted,
@@ -630,7 +648,10 @@ mod tests {
             slack: 5_000,
             spent: 60_000,
         };
-        assert_eq!(a.on_request(now, ret, &mut out), Reply::Returned { applied: true });
+        assert_eq!(
+            a.on_request(now, ret, &mut out),
+            Reply::Returned { applied: true }
+        );
         assert_eq!(a.state().accts[&(0, 100)].spent, 60_000);
         assert_eq!(a.source().used(0, 100).day_chunk, 60_000);
         // A second grant, then silence: reclaimed as spent and fenced.
@@ -665,7 +686,11 @@ mod tests {
             a.tick(t, &mut out);
         }
         assert_eq!(a.state().outstanding(0, 100), 110_000);
-        a.on_request(101 * DAY + 10_500, Request::Heartbeat { shard: 0, epoch: 1 }, &mut out);
+        a.on_request(
+            101 * DAY + 10_500,
+            Request::Heartbeat { shard: 0, epoch: 1 },
+            &mut out,
+        );
         a.tick(101 * DAY + 10_500, &mut out);
         assert_eq!(a.state().outstanding(0, 100), 0);
         assert_eq!(a.state().accts[&(0, 100)].reclaimed, 110_000);

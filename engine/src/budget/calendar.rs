@@ -116,7 +116,10 @@ mod tests {
         let now = days_from_civil(2026, 11, 28) * 86_400_000 + 3 * 3_600_000;
         let ny = cal.period(0, now);
         assert_eq!(ny.day, days_from_civil(2026, 11, 27));
-        assert_eq!(ny.end_ms, days_from_civil(2026, 11, 28) * 86_400_000 + 5 * 3_600_000);
+        assert_eq!(
+            ny.end_ms,
+            days_from_civil(2026, 11, 28) * 86_400_000 + 5 * 3_600_000
+        );
         assert_eq!(cal.period(1, now).day, days_from_civil(2026, 11, 28));
         // The spring-forward day in New York (2026-03-08) has 23 hours.
         let spring = days_from_civil(2026, 3, 8) * 86_400_000 + 12 * 3_600_000;

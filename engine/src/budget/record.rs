@@ -211,7 +211,15 @@ impl LedgerRecord {
                 day,
                 chunk,
                 slack,
-            } => lot(out, TAG_RECLAIM, shard, epoch, campaign, day, &[chunk, slack]),
+            } => lot(
+                out,
+                TAG_RECLAIM,
+                shard,
+                epoch,
+                campaign,
+                day,
+                &[chunk, slack],
+            ),
             LedgerRecord::Spend {
                 shard,
                 epoch,

@@ -585,7 +585,10 @@ impl World {
         }
         for r in &sh.log.unsynced {
             if let LedgerRecord::Spend {
-                campaign, key, cost, ..
+                campaign,
+                key,
+                cost,
+                ..
             } = *r
             {
                 assert!(
@@ -625,10 +628,16 @@ impl World {
         // What survived of the torn tail is durable now.
         for r in &pending[..survived] {
             if let LedgerRecord::Spend {
-                campaign, key, cost, ..
+                campaign,
+                key,
+                cost,
+                ..
             } = *r
             {
-                assert!(self.durable_keys.insert(key), "key {key:#x} committed twice");
+                assert!(
+                    self.durable_keys.insert(key),
+                    "key {key:#x} committed twice"
+                );
                 sh.synced_spent[campaign as usize] += cost;
             }
         }
@@ -762,7 +771,10 @@ fn diff(a: &(AllocatorState, LocalCounters), b: &(AllocatorState, LocalCounters)
             .iter()
             .filter(|(k, v)| y.accts.get(k) != Some(v))
             .collect();
-        return format!("accts {d:?} vs {:?}", d.iter().map(|(k, _)| y.accts.get(k)).collect::<Vec<_>>());
+        return format!(
+            "accts {d:?} vs {:?}",
+            d.iter().map(|(k, _)| y.accts.get(k)).collect::<Vec<_>>()
+        );
     }
     format!("source counters {:?} vs {:?}", a.1, b.1)
 }

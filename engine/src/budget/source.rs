@@ -111,12 +111,7 @@ pub trait BudgetSource {
     /// Atomically takes what [`grant_amounts`] allows and counts it as allocated.
     fn take(&mut self, ask: &Ask, sizing: &Sizing) -> Result<Taken, SourceError>;
     /// Gives back unspent budget of `day` (also reduces the lifetime counters).
-    fn give_back(
-        &mut self,
-        campaign: u32,
-        day: i64,
-        returned: Taken,
-    ) -> Result<(), SourceError>;
+    fn give_back(&mut self, campaign: u32, day: i64, returned: Taken) -> Result<(), SourceError>;
     /// Recovery: applies a grant or return read back from the WAL. The embedded source rebuilds
     /// its counters from these; a remote source keeps its own and ignores them.
     fn replay(&mut self, record: &LedgerRecord);
@@ -255,11 +250,23 @@ mod tests {
             want_slack: true,
         };
         let first = src.take(&ask, &sizing(4)).unwrap();
-        assert_eq!(first, Taken { chunk: 50_000, slack: 2_500 });
+        assert_eq!(
+            first,
+            Taken {
+                chunk: 50_000,
+                slack: 2_500
+            }
+        );
         let mut sizes = vec![];
         loop {
             let t = src
-                .take(&Ask { want_slack: false, ..ask }, &sizing(4))
+                .take(
+                    &Ask {
+                        want_slack: false,
+                        ..ask
+                    },
+                    &sizing(4),
+                )
                 .unwrap();
             if t.chunk == 0 {
                 break;
@@ -271,7 +278,15 @@ mod tests {
         assert_eq!(sizes[18], 50_000 / 40);
         assert!(sizes.windows(2).skip(18).all(|w| w[1] <= w[0]));
         assert_eq!(src.used(1, 5).day_chunk, 1_000_000);
-        src.give_back(1, 5, Taken { chunk: 10, slack: 2_500 }).unwrap();
+        src.give_back(
+            1,
+            5,
+            Taken {
+                chunk: 10,
+                slack: 2_500,
+            },
+        )
+        .unwrap();
         assert_eq!(src.used(1, 5).day_chunk, 999_990);
         assert_eq!(src.used(1, 5).life_slack, 0);
     }

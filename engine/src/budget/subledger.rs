@@ -187,7 +187,11 @@ impl SubLedger {
         let mut l = SubLedger::new(cfg, calendar, now_ms);
         for r in records {
             if let LedgerRecord::Spend {
-                campaign, day, key, cost, ..
+                campaign,
+                day,
+                key,
+                cost,
+                ..
             } = *r
                 && let Some(line) = l.lines.get_mut(campaign as usize)
             {
@@ -265,8 +269,8 @@ impl SubLedger {
         line.spent_life += cost;
         line.impressions += 1;
         let day = line.day();
-        let low = (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm)
-            / 1_000_000) as u64;
+        let low =
+            (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
         let low_water = line.available() < low.max(1);
         self.keys.insert(key);
         self.journal.push(LedgerRecord::Spend {
@@ -451,8 +455,8 @@ impl SubLedger {
         line.chunk += chunk;
         line.slack += slack;
         line.last_grant = chunk.max(line.last_grant);
-        let low = (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm)
-            / 1_000_000) as u64;
+        let low =
+            (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
         if chunk > 0 && line.available() < low {
             self.want_refill(c);
         }
@@ -546,7 +550,13 @@ mod tests {
         // 300 left < half of 2_000: a refill is queued, sent by the next poll.
         let mut out = vec![];
         l.poll(now, &mut out);
-        assert!(matches!(out[..], [Request::Refill { want_slack: false, .. }]));
+        assert!(matches!(
+            out[..],
+            [Request::Refill {
+                want_slack: false,
+                ..
+            }]
+        ));
         assert_eq!(l.try_charge(now, 0, 400, 12), Err(Refusal::Exhausted));
         let reply = a.on_request(now, out[0], &mut vec![]);
         l.on_reply(now, reply);
