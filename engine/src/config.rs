@@ -349,7 +349,7 @@ impl Config {
         if b.keys_max < 2 || b.journal_max == 0 {
             return bad("budget", "keys_max must be >= 2 and journal_max > 0");
         }
-        if self.pacing_curve().is_err() {
+        if self.pacing_curve().is_none() {
             return bad(
                 "budget.pacing",
                 "must be \"even\", \"off\" or \"profile\" (with 24 non-negative pacing_profile values)",
@@ -364,24 +364,20 @@ impl Config {
         Ok(())
     }
 
-    pub fn pacing_curve(&self) -> Result<crate::budget::pacing::Curve, ()> {
+    /// The pacing curve `[budget]` names (`None`: invalid name or profile).
+    pub fn pacing_curve(&self) -> Option<crate::budget::pacing::Curve> {
         use crate::budget::pacing::Curve;
         match self.budget.pacing.as_str() {
-            "off" => Ok(Curve::Off),
-            "even" => Ok(Curve::Even),
+            "off" => Some(Curve::Off),
+            "even" => Some(Curve::Even),
             "profile" => {
-                let p: [f64; 24] = self
-                    .budget
-                    .pacing_profile
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| ())?;
+                let p: [f64; 24] = self.budget.pacing_profile.as_slice().try_into().ok()?;
                 if p.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                    return Err(());
+                    return None;
                 }
-                Ok(Curve::Profile(p))
+                Some(Curve::Profile(p))
             }
-            _ => Err(()),
+            _ => None,
         }
     }
 
@@ -466,5 +462,22 @@ mod tests {
             e.to_string(),
             "a.toml: server.driver: must be \"auto\", \"uring\" or \"legacy\""
         );
+    }
+
+    #[test]
+    fn budget_limits_are_checked() {
+        let e = Config::from_toml("b.toml", "[budget]\nbound_ppm = 20000\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "b.toml: budget.bound_ppm: must be <= 10000 (1 % of the budget)"
+        );
+        let e = Config::from_toml(
+            "b.toml",
+            "[budget]\npacing = \"profile\"\npacing_profile = [1.0]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("b.toml: budget.pacing: "), "{e}");
+        let ok = Config::from_toml("b.toml", "[budget]\npacing = \"off\"\n").unwrap();
+        assert_eq!(ok.pacing_curve(), Some(crate::budget::pacing::Curve::Off));
     }
 }

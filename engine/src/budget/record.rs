@@ -337,7 +337,7 @@ mod tests {
         prop_oneof![
             (any::<u16>(), any::<u32>())
                 .prop_map(|(shard, epoch)| LedgerRecord::Register { shard, epoch }),
-            (lot.clone(), any::<u64>(), any::<u64>()).prop_map(|((s, e, c, d), a, b)| {
+            (lot, any::<u64>(), any::<u64>()).prop_map(|((s, e, c, d), a, b)| {
                 LedgerRecord::Grant {
                     shard: s,
                     epoch: e,
@@ -347,8 +347,8 @@ mod tests {
                     slack: b,
                 }
             }),
-            (lot.clone(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-                |((s, e, c, d), a, b, x)| LedgerRecord::Return {
+            (lot, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|((s, e, c, d), a, b, x)| {
+                LedgerRecord::Return {
                     shard: s,
                     epoch: e,
                     campaign: c,
@@ -357,8 +357,8 @@ mod tests {
                     slack: b,
                     spent: x,
                 }
-            ),
-            (lot.clone(), any::<u64>(), any::<u64>()).prop_map(|((s, e, c, d), a, b)| {
+            }),
+            (lot, any::<u64>(), any::<u64>()).prop_map(|((s, e, c, d), a, b)| {
                 LedgerRecord::Reclaim {
                     shard: s,
                     epoch: e,

@@ -37,7 +37,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -47,7 +47,7 @@ impl Rng {
 
     /// Uniform in `[0, n)` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     pub fn chance(&mut self, per_mille: u64) -> bool {
@@ -415,7 +415,7 @@ impl World {
         let sh = &mut self.shards[s];
         let key = match (replay, sh.recent_keys.is_empty()) {
             (true, false) => sh.recent_keys[self.rng.below(sh.recent_keys.len() as u64) as usize],
-            _ => self.rng.next(),
+            _ => self.rng.next_u64(),
         };
         let Some(ledger) = sh.ledger.as_mut() else {
             return;
