@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::config::AuctionConfig;
 use crate::intake::{AuctionJob, Slot};
-use crate::ledger::SubLedger;
+use crate::ledger::{SubLedger, impression_key};
 use crate::metrics::{NoBidReason, ShardMetrics, Stage, bump};
 use crate::scoring::{ScoringRun, cost_per_impression_micros, ecpm_micros};
 use crate::select::{Candidate, select_candidates};
@@ -242,10 +242,8 @@ fn charge_first_affordable(
             continue;
         }
         let cost = cost_per_impression_micros(s.ecpm_micros);
-        if ledger
-            .try_charge(s.candidate.campaign, cost, job.ctx.day)
-            .is_err()
-        {
+        let key = impression_key(&job.request_id, &job.slots[slot_index].imp_id);
+        if ledger.try_charge(s.candidate.campaign, cost, key).is_err() {
             bump(&m.budget_refusals, 1);
             continue;
         }
@@ -313,7 +311,13 @@ mod tests {
 
     fn job(slots: usize, floor: u64) -> AuctionJob {
         AuctionJob {
-            request_id: "r".into(),
+            request_id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                format!(
+                    "r{}",
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )
+            },
             slots: (0..slots)
                 .map(|i| Slot {
                     imp_id: i.to_string(),
@@ -364,7 +368,7 @@ mod tests {
             ),
             campaign(2, "direct", cpm(3_000_000), 1_000_000),
         ]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         let r = run(&cat, &mut l, &job(1, 0));
         assert_eq!(r.wins.len(), 1);
         assert_eq!(cat.campaigns[r.wins[0].campaign].spec.id, 2);
@@ -375,7 +379,7 @@ mod tests {
     #[test]
     fn floor_filters_and_reports_below_floor() {
         let cat = catalog(vec![campaign(1, "direct", cpm(1_000_000), 1_000_000)]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         let r = run(&cat, &mut l, &job(1, 1_500_000));
         assert!(r.wins.is_empty());
         assert_eq!(r.nobid, Some(NoBidReason::BelowFloor));
@@ -388,7 +392,7 @@ mod tests {
             campaign(2, "direct", cpm(2_000_000), 2_000),
             campaign(3, "house", cpm(0), 0),
         ]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         let ids = |r: &AuctionResult| -> Vec<(u32, bool)> {
             r.wins
                 .iter()
@@ -405,7 +409,7 @@ mod tests {
     #[test]
     fn budget_exhausted_without_house_is_reported() {
         let cat = catalog(vec![campaign(1, "direct", cpm(5_000_000), 5_000)]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         assert_eq!(run(&cat, &mut l, &job(1, 0)).wins.len(), 1);
         assert_eq!(
             run(&cat, &mut l, &job(1, 0)).nobid,
@@ -419,7 +423,7 @@ mod tests {
             campaign(1, "direct", cpm(5_000_000), 1_000_000),
             campaign(2, "direct", cpm(2_000_000), 1_000_000),
         ]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         let r = run(&cat, &mut l, &job(3, 0));
         let ids: Vec<u32> = r
             .wins
@@ -432,7 +436,7 @@ mod tests {
     #[test]
     fn expired_deadline_is_a_nobid() {
         let cat = catalog(vec![campaign(1, "direct", cpm(5_000_000), 1_000_000)]);
-        let mut l = SubLedger::new(&cat, 0, 1, 0);
+        let mut l = SubLedger::standalone(&cat);
         let mut j = job(1, 0);
         j.tmax_ms = 0;
         assert_eq!(

@@ -36,6 +36,7 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub model: ModelConfig,
     pub profiles: ProfilesConfig,
+    pub budget: BudgetConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,6 +261,73 @@ impl Default for ProfilesConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Inaccuracy bound, parts per million of each budget: spend <= budget + bound (10000 = 1 %).
+    pub bound_ppm: u64,
+    /// Normal chunk granted to a shard, ppm of the daily budget.
+    pub chunk_ppm: u64,
+    /// Smallest chunk, micros (never more than what remains).
+    pub chunk_micros_min: u64,
+    /// Below this share of the daily budget remaining (ppm), chunks shrink to
+    /// remaining / (shards * shrink_divisor).
+    pub shrink_below_ppm: u64,
+    pub shrink_divisor: u64,
+    /// A shard asks for a refill when its lot falls below this share (ppm) of its last chunk.
+    pub low_water_ppm: u64,
+    /// How often each shard sends refills, returns and heartbeats to the allocator.
+    pub poll_ms: u64,
+    /// A refill unanswered this long may be asked again.
+    pub refill_timeout_ms: u64,
+    /// After a refused refill, wait this long before asking again.
+    pub refill_retry_ms: u64,
+    pub heartbeat_ms: u64,
+    /// A shard silent this long loses its chunks (counted as spent) and must register again.
+    pub stale_timeout_ms: u64,
+    /// No chunk is granted within this many milliseconds of a campaign's local midnight.
+    pub dead_zone_ms: u64,
+    /// Idempotency keys remembered per shard (request id + imp id hashes).
+    pub keys_max: usize,
+    /// Spend records buffered per shard for the ledger; at the bound charges are refused.
+    pub journal_max: usize,
+    /// Pacing curve: "even", "profile" (shaped by pacing_profile) or "off".
+    pub pacing: String,
+    /// Relative traffic per local hour (24 values) for pacing = "profile".
+    pub pacing_profile: Vec<f64>,
+    /// How often the pacing controller updates throttles.
+    pub pacing_update_ms: u64,
+    /// Throttle change per update per unit of (actual - target) / budget.
+    pub pacing_gain: f64,
+    pub throttle_max: f64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            bound_ppm: 10_000,
+            chunk_ppm: 50_000,
+            chunk_micros_min: 10_000,
+            shrink_below_ppm: 100_000,
+            shrink_divisor: 10,
+            low_water_ppm: 500_000,
+            poll_ms: 5,
+            refill_timeout_ms: 1_000,
+            refill_retry_ms: 200,
+            heartbeat_ms: 1_000,
+            stale_timeout_ms: 30_000,
+            dead_zone_ms: 100,
+            keys_max: 262_144,
+            journal_max: 65_536,
+            pacing: "even".into(),
+            pacing_profile: vec![1.0; 24],
+            pacing_update_ms: 1_000,
+            pacing_gain: 2.0,
+            throttle_max: 0.99,
+        }
+    }
+}
+
 impl Config {
     /// Loads a config file; fields it omits take their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -330,7 +398,70 @@ impl Config {
         if m.reload_timeout_ms == 0 {
             return bad("model.reload_timeout_ms", "must be > 0");
         }
+        self.check_budget(file)?;
         Ok(())
+    }
+
+    fn check_budget(&self, file: &str) -> Result<(), ConfigError> {
+        let b = &self.budget;
+        let bad = |field: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                field,
+                message: message.to_string(),
+            })
+        };
+        if b.bound_ppm > 10_000 {
+            return bad("budget.bound_ppm", "must be <= 10000 (1 % of the budget)");
+        }
+        if b.chunk_ppm == 0 || b.chunk_ppm > 1_000_000 {
+            return bad("budget.chunk_ppm", "must be in 1..=1000000");
+        }
+        if b.shrink_divisor == 0 || b.low_water_ppm > 1_000_000 {
+            return bad(
+                "budget",
+                "shrink_divisor must be > 0, low_water_ppm <= 1000000",
+            );
+        }
+        if b.poll_ms == 0 || b.heartbeat_ms == 0 || b.stale_timeout_ms <= 2 * b.heartbeat_ms {
+            return bad(
+                "budget.stale_timeout_ms",
+                "poll_ms and heartbeat_ms must be > 0, stale_timeout_ms > 2 * heartbeat_ms",
+            );
+        }
+        if b.keys_max < 2 || b.journal_max == 0 {
+            return bad("budget", "keys_max must be >= 2 and journal_max > 0");
+        }
+        if self.pacing_curve().is_none() {
+            return bad(
+                "budget.pacing",
+                "must be \"even\", \"off\" or \"profile\" (with 24 non-negative pacing_profile values)",
+            );
+        }
+        if !(0.0..=1.0).contains(&b.throttle_max) || b.pacing_gain < 0.0 {
+            return bad(
+                "budget.throttle_max",
+                "must be in 0..=1 (and pacing_gain >= 0)",
+            );
+        }
+        Ok(())
+    }
+
+    /// The pacing curve `[budget]` names (`None`: invalid name or profile).
+    pub fn pacing_curve(&self) -> Option<crate::budget::pacing::Curve> {
+        use crate::budget::pacing::Curve;
+        match self.budget.pacing.as_str() {
+            "off" => Some(Curve::Off),
+            "even" => Some(Curve::Even),
+            "profile" => {
+                let p: [f64; 24] = self.budget.pacing_profile.as_slice().try_into().ok()?;
+                if p.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                    return None;
+                }
+                Some(Curve::Profile(p))
+            }
+            _ => None,
+        }
     }
 
     pub fn driver_choice(&self) -> Result<shards::DriverChoice, String> {
@@ -421,5 +552,22 @@ mod tests {
             e.to_string(),
             "a.toml: model.tier3_imps_max: must be in 1..=tier2_imps_max"
         );
+    }
+
+    #[test]
+    fn budget_limits_are_checked() {
+        let e = Config::from_toml("b.toml", "[budget]\nbound_ppm = 20000\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "b.toml: budget.bound_ppm: must be <= 10000 (1 % of the budget)"
+        );
+        let e = Config::from_toml(
+            "b.toml",
+            "[budget]\npacing = \"profile\"\npacing_profile = [1.0]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("b.toml: budget.pacing: "), "{e}");
+        let ok = Config::from_toml("b.toml", "[budget]\npacing = \"off\"\n").unwrap();
+        assert_eq!(ok.pacing_curve(), Some(crate::budget::pacing::Curve::Off));
     }
 }

@@ -297,6 +297,24 @@ pub fn print_summary(stats: &Stats, elapsed: Duration) {
     print_campaigns(stats);
 }
 
+/// The campaign whose spend today exceeds its daily budget the most, as parts per million of
+/// that budget (`None` when no campaign is over).
+pub fn largest_overspend(stats: &Stats) -> (Option<u32>, u64) {
+    stats
+        .campaigns
+        .iter()
+        .filter(|c| c.spent_today_micros > c.budget_daily_micros && c.budget_daily_micros > 0)
+        .map(|c| {
+            let over = c.spent_today_micros - c.budget_daily_micros;
+            (
+                Some(c.id),
+                (u128::from(over) * 1_000_000 / u128::from(c.budget_daily_micros)) as u64,
+            )
+        })
+        .max_by_key(|&(_, ppm)| ppm)
+        .unwrap_or((None, 0))
+}
+
 fn print_campaigns(stats: &Stats) {
     let mut rows: Vec<_> = stats
         .campaigns
@@ -314,6 +332,14 @@ fn print_campaigns(stats: &Stats) {
         rows.len(),
         stats.campaigns.len()
     );
+    let (worst, worst_ppm) = largest_overspend(stats);
+    match worst {
+        Some(id) => println!(
+            "largest overspend: campaign {id}, {:.4}% of its daily budget (bound: 1%)",
+            worst_ppm as f64 / 10_000.0
+        ),
+        None => println!("largest overspend: none (every campaign within its daily budget)"),
+    }
     println!(
         "{:>6} {:<28} {:>12} {:>12} {:>12} {:>7} {:>9}",
         "id", "campaign", "kind", "spend", "daily budget", "used%", "imps"

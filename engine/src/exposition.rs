@@ -226,7 +226,64 @@ fn write_http(out: &mut String, snaps: &[ShardSnapshot]) {
     }
 }
 
+fn pace_target(snaps: &[ShardSnapshot], i: usize) -> u64 {
+    snaps
+        .iter()
+        .map(|s| s.pacing.get(i).map_or(0, |p| p.target_micros))
+        .sum()
+}
+
+fn pace_throttle(snaps: &[ShardSnapshot], i: usize) -> f64 {
+    let n = snaps.len().max(1) as f64;
+    snaps
+        .iter()
+        .map(|s| s.pacing.get(i).map_or(0.0, |p| p.throttle))
+        .sum::<f64>()
+        / n
+}
+
+/// Pacing gauges per campaign, merged over shards (targets and spend summed, throttle averaged).
+fn write_pacing(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
+    let gauges: [(&str, &str); 4] = [
+        (
+            "adcore_pacing_target_micros",
+            "Spend the pacing curve expects by now today, per campaign (all shards).",
+        ),
+        (
+            "adcore_pacing_actual_micros",
+            "Spend today per campaign (all shards), compared with the pacing target.",
+        ),
+        (
+            "adcore_pacing_throttle",
+            "Share of auctions the pacing controller skips the campaign in (mean over shards).",
+        ),
+        (
+            "adcore_budget_held_micros",
+            "Budget granted to shards and not yet spent, per campaign.",
+        ),
+    ];
+    for (g, (name, help)) in gauges.iter().enumerate() {
+        write_prom_header(out, name, "gauge", help);
+        for (i, c) in catalog.campaigns.iter().enumerate() {
+            if c.is_house() {
+                continue;
+            }
+            let sum = |f: fn(&crate::ledger::SpendLine) -> u64| -> u64 {
+                snaps.iter().map(|s| s.spend.get(i).map_or(0, f)).sum()
+            };
+            let v = match g {
+                0 => pace_target(snaps, i) as f64,
+                1 => sum(|l| l.spent_today_micros) as f64,
+                2 => pace_throttle(snaps, i),
+                _ => sum(|l| l.held_micros) as f64,
+            };
+            let _ = writeln!(out, "{name}{{campaign=\"{}\"}} {v}", c.spec.id);
+        }
+    }
+}
+
 fn write_spend(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
+    write_pacing(out, snaps, catalog);
     write_prom_header(
         out,
         "adcore_campaign_spend_today_micros",
@@ -401,6 +458,17 @@ pub struct CampaignSpend {
     pub spent_today_micros: u64,
     pub spent_lifetime_micros: u64,
     pub impressions: u64,
+    #[serde(default)]
+    pub budget_lifetime_micros: u64,
+    /// Budget granted to shards and not yet spent.
+    #[serde(default)]
+    pub held_micros: u64,
+    /// Pacing: where spend should be by now (summed over shards).
+    #[serde(default)]
+    pub pacing_target_micros: u64,
+    /// Pacing throttle probability (mean over shards).
+    #[serde(default)]
+    pub throttle: f64,
 }
 
 fn shard_stats(shard: Option<usize>, driver: &str, snaps: &[&ShardSnapshot]) -> ShardStats {
@@ -495,6 +563,10 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
                 spent_today_micros: line(|l| l.spent_today_micros),
                 spent_lifetime_micros: line(|l| l.spent_lifetime_micros),
                 impressions: line(|l| l.impressions),
+                budget_lifetime_micros: c.spec.budget_lifetime_micros,
+                held_micros: line(|l| l.held_micros),
+                pacing_target_micros: pace_target(snaps, i),
+                throttle: pace_throttle(snaps, i),
             }
         })
         .collect();

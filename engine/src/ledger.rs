@@ -1,120 +1,265 @@
-//! The shard's budget sub-ledger (static split).
+//! The engine side of a shard's budget: the pure [`budget::SubLedger`](crate::budget::SubLedger)
+//! plus pacing, the wall clock and the idempotency key of an impression.
 //!
-//! Each campaign's daily and lifetime budgets are split evenly across shards at start; a shard
-//! spends only its own share, so no shard can make a campaign overspend and no cross-core
-//! coordination is needed. This is the foundation's placeholder for the allocator-backed
-//! sub-ledger of the budget issue, which keeps this interface (`try_charge`).
+//! The auction calls [`SubLedger::try_charge`] (check-and-deduct on this shard's chunks, after the
+//! pacing draw); the shard's budget task (`shard.rs`) calls [`SubLedger::poll`] /
+//! [`SubLedger::on_reply`] to exchange refills, returns and heartbeats with the allocator on
+//! shard 0, and [`SubLedger::update_pacing`]. [`SubLedger::standalone`] embeds its own allocator
+//! and answers refills at once (tests and single-threaded tools).
 //!
-//! Invariant, asserted on every charge: for every campaign, spent today <= daily share and
-//! spent in total <= lifetime share; summed over shards, spend <= budget.
+//! Owns: the shard's sub-ledger and pacer. Must not know: HTTP, the mesh.
 
+use std::sync::Arc;
+
+use crate::budget::allocator::{Allocator, AllocatorConfig, Reply, Request};
+use crate::budget::calendar::{Calendar, UnknownZone};
+use crate::budget::pacing::{PaceLine, Pacer, PacingConfig};
+use crate::budget::source::{Budget, LocalCounters, Sizing};
+use crate::budget::subledger::{self, SubLedgerConfig};
 use crate::catalog::Catalog;
+use crate::config::Config;
 
-#[derive(Debug, Clone, Default)]
-struct Share {
-    daily_share_micros: u64,
-    lifetime_share_micros: u64,
-    spent_today_micros: u64,
-    spent_lifetime_micros: u64,
-    impressions: u64,
-}
+pub use crate::budget::subledger::{Refusal, SpendLine};
 
-/// Why a charge was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    DailyExhausted,
-    LifetimeExhausted,
-}
-
-/// Spend figures of one campaign on one shard.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SpendLine {
-    pub daily_share_micros: u64,
-    pub spent_today_micros: u64,
-    pub spent_lifetime_micros: u64,
-    pub impressions: u64,
-}
-
+/// Everything immutable the budget needs, built once from config and catalog.
 #[derive(Debug, Clone)]
-pub struct SubLedger {
-    day: i64,
-    shares: Vec<Share>,
+pub struct BudgetSetup {
+    pub calendar: Arc<Calendar>,
+    pub budgets: Vec<Budget>,
+    pub allocator: AllocatorConfig,
+    pub subledger: SubLedgerConfig,
+    pub pacing: PacingConfig,
+    pub shards: usize,
 }
 
-/// Shard `shard`'s even share of `total` over `shards`; the remainder goes to the first shards.
-pub fn even_share(total: u64, shard: usize, shards: usize) -> u64 {
-    let n = shards as u64;
-    total / n + u64::from((shard as u64) < total % n)
+impl BudgetSetup {
+    pub fn new(config: &Config, catalog: &Catalog, shards: usize) -> Result<Self, UnknownZone> {
+        let b = &config.budget;
+        let zone = |adv: u32| {
+            catalog
+                .advertisers
+                .iter()
+                .find(|a| a.id == adv)
+                .map_or("UTC", |a| a.timezone.as_str())
+        };
+        let calendar = Calendar::from_names(
+            catalog
+                .campaigns
+                .iter()
+                .map(|c| (c.spec.id, zone(c.spec.advertiser_id))),
+        )?;
+        let budgets = catalog
+            .campaigns
+            .iter()
+            .map(|c| Budget {
+                daily_micros: c.spec.budget_daily_micros,
+                lifetime_micros: c.spec.budget_lifetime_micros,
+            })
+            .collect();
+        let sizing = Sizing {
+            bound_ppm: b.bound_ppm,
+            chunk_ppm: b.chunk_ppm,
+            chunk_micros_min: b.chunk_micros_min,
+            shrink_below_ppm: b.shrink_below_ppm,
+            shrink_divisor: b.shrink_divisor,
+            shards: shards as u64,
+        };
+        Ok(BudgetSetup {
+            calendar: Arc::new(calendar),
+            budgets,
+            allocator: AllocatorConfig {
+                sizing,
+                stale_timeout_ms: b.stale_timeout_ms as i64,
+                dead_zone_ms: b.dead_zone_ms as i64,
+            },
+            subledger: SubLedgerConfig {
+                shard: 0,
+                low_water_ppm: b.low_water_ppm,
+                refill_timeout_ms: b.refill_timeout_ms as i64,
+                refill_retry_ms: b.refill_retry_ms as i64,
+                heartbeat_ms: b.heartbeat_ms as i64,
+                keys_max: b.keys_max,
+                journal_max: b.journal_max,
+            },
+            pacing: PacingConfig {
+                curve: config
+                    .pacing_curve()
+                    .unwrap_or(crate::budget::pacing::Curve::Even),
+                update_ms: b.pacing_update_ms as i64,
+                gain: b.pacing_gain,
+                throttle_max: b.throttle_max,
+            },
+            shards,
+        })
+    }
+
+    /// The host's allocator (embedded source), for shard 0.
+    pub fn new_allocator(&self, now_ms: i64) -> Allocator<LocalCounters> {
+        Allocator::new(
+            LocalCounters::default(),
+            self.budgets.clone(),
+            self.calendar.clone(),
+            self.allocator,
+            now_ms,
+        )
+    }
+}
+
+/// Unix time in milliseconds (the only clock read of the budget).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Idempotency key of one impression: fixed-seed hash of request id and imp id.
+pub fn impression_key(request_id: &str, imp_id: &str) -> u64 {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+    .hash_one(("imp", request_id, imp_id))
+}
+
+pub struct SubLedger {
+    core: subledger::SubLedger,
+    pacer: Pacer,
+    setup: Arc<BudgetSetup>,
+    /// Standalone mode: an embedded allocator answering at once.
+    local: Option<Allocator<LocalCounters>>,
+    out: Vec<Request>,
+    records: Vec<crate::budget::LedgerRecord>,
+    /// Spend records produced (handed to the ledger writer).
+    spend_records: u64,
 }
 
 impl SubLedger {
-    pub fn new(catalog: &Catalog, shard: usize, shards: usize, day: i64) -> SubLedger {
-        assert!(shards > 0 && shard < shards, "shard {shard} of {shards}");
-        let shares = catalog
-            .campaigns
-            .iter()
-            .map(|c| Share {
-                daily_share_micros: even_share(c.spec.budget_daily_micros, shard, shards),
-                lifetime_share_micros: even_share(c.spec.budget_lifetime_micros, shard, shards),
-                ..Share::default()
-            })
-            .collect();
-        SubLedger { day, shares }
+    /// Shard `shard`'s sub-ledger; its allocator runs elsewhere (shard 0), reached by messages.
+    pub fn connected(setup: Arc<BudgetSetup>, shard: usize, now_ms: i64) -> SubLedger {
+        let cfg = SubLedgerConfig {
+            shard: shard as u16,
+            ..setup.subledger
+        };
+        SubLedger {
+            core: subledger::SubLedger::new(cfg, setup.calendar.clone(), now_ms),
+            pacer: Pacer::new(setup.pacing.clone(), setup.budgets.len(), shard as u64 + 1),
+            setup,
+            local: None,
+            out: Vec::new(),
+            records: Vec::new(),
+            spend_records: 0,
+        }
     }
 
-    /// Charges `cost_micros` to campaign `idx` if its share allows; the day rolls the daily spend.
-    pub fn try_charge(&mut self, idx: usize, cost_micros: u64, day: i64) -> Result<(), Refusal> {
-        self.roll_day(day);
-        let s = &mut self.shares[idx];
-        if s.spent_today_micros.saturating_add(cost_micros) > s.daily_share_micros {
-            return Err(Refusal::DailyExhausted);
-        }
-        if s.spent_lifetime_micros.saturating_add(cost_micros) > s.lifetime_share_micros {
-            return Err(Refusal::LifetimeExhausted);
-        }
-        s.spent_today_micros += cost_micros;
-        s.spent_lifetime_micros += cost_micros;
-        s.impressions += 1;
-        assert!(
-            s.spent_today_micros <= s.daily_share_micros
-                && s.spent_lifetime_micros <= s.lifetime_share_micros,
-            "budget invariant broken for campaign index {idx}"
-        );
-        Ok(())
+    /// A one-shard sub-ledger with its own allocator (default `[budget]` settings, no pacing):
+    /// refills are answered at once. For tests and tools.
+    pub fn standalone(catalog: &Catalog) -> SubLedger {
+        let mut config = Config::default();
+        config.budget.pacing = "off".into();
+        let setup = BudgetSetup::new(&config, catalog, 1).expect("catalog time zones are valid");
+        let now = now_ms();
+        let mut l = SubLedger::connected(Arc::new(setup), 0, now);
+        l.local = Some(l.setup.new_allocator(now));
+        l.pump(now);
+        l
     }
 
-    fn roll_day(&mut self, day: i64) {
-        if day > self.day {
-            self.day = day;
-            for s in &mut self.shares {
-                s.spent_today_micros = 0;
+    /// Check-and-deduct for one impression of `campaign` at `cost` micros.
+    pub fn try_charge(&mut self, campaign: usize, cost: u64, key: u64) -> Result<(), Refusal> {
+        if !self.pacer.allow(campaign) {
+            return Err(Refusal::Paced);
+        }
+        let now = now_ms();
+        let r = self.core.try_charge(now, campaign, cost, key);
+        if r == Err(Refusal::Exhausted) && self.local.is_some() {
+            self.pump(now);
+            return self.core.try_charge(now, campaign, cost, key);
+        }
+        r
+    }
+
+    /// Standalone mode: exchange messages with the embedded allocator until quiet.
+    fn pump(&mut self, now: i64) {
+        let Some(alloc) = self.local.as_mut() else {
+            return;
+        };
+        for _ in 0..8 {
+            self.out.clear();
+            self.core.poll(now, &mut self.out);
+            if self.out.is_empty() {
+                break;
+            }
+            for &req in &self.out {
+                self.records.clear();
+                let reply = alloc.on_request(now, req, &mut self.records);
+                self.core.on_reply(now, reply);
             }
         }
+        self.spend_records += self.core.journal().count() as u64;
     }
 
-    pub fn line(&self, idx: usize) -> SpendLine {
-        let s = &self.shares[idx];
-        SpendLine {
-            daily_share_micros: s.daily_share_micros,
-            spent_today_micros: s.spent_today_micros,
-            spent_lifetime_micros: s.spent_lifetime_micros,
-            impressions: s.impressions,
-        }
+    /// What to send the allocator now.
+    pub fn poll(&mut self, now_ms: i64, out: &mut Vec<Request>) {
+        self.core.poll(now_ms, out);
+    }
+
+    pub fn on_reply(&mut self, now_ms: i64, reply: Reply) {
+        self.core.on_reply(now_ms, reply);
+    }
+
+    /// Orderly stop: queue returns of every lot (sent by the next `poll`).
+    pub fn return_all(&mut self) {
+        self.core.return_all();
+    }
+
+    /// Spend records ready for the ledger writer.
+    pub fn journal(&mut self) -> std::vec::Drain<'_, crate::budget::LedgerRecord> {
+        self.core.journal()
+    }
+
+    pub fn count_spend_records(&mut self, n: u64) {
+        self.spend_records += n;
+    }
+
+    pub fn spend_records(&self) -> u64 {
+        self.spend_records
+    }
+
+    /// Runs the pacing controller (every `pacing_update_ms`).
+    pub fn update_pacing(&mut self, now_ms: i64) {
+        let shards = self.setup.shards.max(1) as u64;
+        let budgets = &self.setup.budgets;
+        let core = &self.core;
+        self.pacer.update(
+            now_ms,
+            &self.setup.calendar,
+            |c| budgets[c].daily_micros / shards,
+            |c| core.line(c).spent_today_micros,
+        );
+    }
+
+    pub fn line(&self, campaign: usize) -> SpendLine {
+        self.core.line(campaign)
+    }
+
+    pub fn pace(&self, campaign: usize) -> PaceLine {
+        self.pacer.line(campaign)
     }
 
     pub fn len(&self) -> usize {
-        self.shares.len()
+        self.core.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shares.is_empty()
+        self.core.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn catalog(daily: &[u64]) -> Catalog {
         let campaigns: Vec<_> = daily
@@ -131,7 +276,7 @@ mod tests {
             .collect();
         let v = serde_json::json!({
             "version": 1, "currency": "USD", "category_ctr_priors": {"x": 0.01},
-            "advertisers": [{"id": 1, "name": "A", "domain": "a.example"}],
+            "advertisers": [{"id": 1, "name": "A", "domain": "a.example", "timezone": "Asia/Tokyo"}],
             "campaigns": campaigns,
             "creatives": [{"id": 1, "format": "native", "adm": "n"}]
         });
@@ -139,53 +284,29 @@ mod tests {
     }
 
     #[test]
-    fn shares_sum_to_the_budget() {
-        for total in [0u64, 1, 7, 1_000_003] {
-            for n in 1..6 {
-                let sum: u64 = (0..n).map(|s| even_share(total, s, n)).sum();
-                assert_eq!(sum, total);
+    fn standalone_spends_the_budget_plus_at_most_the_bound() {
+        let cat = catalog(&[1_000_000, 50_000]);
+        let mut l = SubLedger::standalone(&cat);
+        let mut spent = [0u64; 2];
+        for k in 0..2_000u64 {
+            let c = (k % 2) as usize;
+            if l.try_charge(c, 3_000, k).is_ok() {
+                spent[c] += 3_000;
             }
         }
+        // Daily 1_000_000 + 1 % bound: 336 impressions of 3_000 fit (1_008_000).
+        assert_eq!(spent[0], 1_008_000);
+        // 50_000 + 500: 16 fit (48_000); a 17th would reach 51_000.
+        assert_eq!(spent[1], 48_000);
+        assert_eq!(l.try_charge(0, 1, 0), Err(Refusal::Duplicate));
+        assert_eq!(l.line(0).spent_today_micros, 1_008_000);
     }
 
     #[test]
-    fn refuses_past_the_share_and_resets_daily() {
-        let cat = catalog(&[1000]);
-        let mut l = SubLedger::new(&cat, 0, 2, 10);
-        assert_eq!(l.try_charge(0, 400, 10), Ok(()));
-        assert_eq!(l.try_charge(0, 200, 10), Err(Refusal::DailyExhausted));
-        assert_eq!(l.try_charge(0, 100, 10), Ok(()));
-        assert_eq!(l.try_charge(0, 500, 11), Ok(()));
-        assert_eq!(l.try_charge(0, 500, 12), Err(Refusal::LifetimeExhausted));
-        assert_eq!(l.line(0).spent_lifetime_micros, 1000);
-    }
-
-    proptest! {
-        /// Any interleaving of charges over any number of shards never spends past a budget.
-        #[test]
-        fn spend_never_exceeds_budget(
-            daily in proptest::collection::vec(0u64..50_000, 1..5),
-            shards in 1usize..5,
-            charges in proptest::collection::vec((0usize..5, 0usize..5, 0u64..5_000, 0i64..3), 0..400),
-        ) {
-            let cat = catalog(&daily);
-            let mut ledgers: Vec<_> = (0..shards).map(|s| SubLedger::new(&cat, s, shards, 0)).collect();
-            let mut spent = vec![std::collections::HashMap::<i64, u64>::new(); daily.len()];
-            let mut day = 0;
-            for (shard, camp, cost, advance) in charges {
-                day += advance / 2;
-                let (shard, camp) = (shard % shards, camp % daily.len());
-                if ledgers[shard].try_charge(camp, cost, day).is_ok() {
-                    *spent[camp].entry(day).or_default() += cost;
-                }
-            }
-            for (camp, days) in spent.iter().enumerate() {
-                let total: u64 = days.values().sum();
-                prop_assert!(total <= daily[camp] * 2, "lifetime overspend on {}", camp);
-                for (d, s) in days {
-                    prop_assert!(*s <= daily[camp], "daily overspend on {} day {}", camp, d);
-                }
-            }
-        }
+    fn keys_differ_by_request_and_imp() {
+        let a = impression_key("r1", "1");
+        assert_eq!(a, impression_key("r1", "1"));
+        assert_ne!(a, impression_key("r1", "2"));
+        assert_ne!(impression_key("r1", "12"), impression_key("r11", "2"));
     }
 }

@@ -8,6 +8,7 @@
 //! nothing in those crates knows about this one.
 
 pub mod auction;
+pub mod budget;
 pub mod catalog;
 pub mod config;
 pub mod demo;

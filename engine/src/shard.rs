@@ -14,11 +14,13 @@ use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
 use crate::auction::{AuctionResult, Scratch, run_auction};
+use crate::budget::pacing::PaceLine;
+use crate::budget::{Allocator, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
 use crate::learning::{self, Click, Learning};
-use crate::ledger::{SpendLine, SubLedger};
+use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::model_store::ServingModel;
 use crate::profile::UsersFile;
@@ -49,12 +51,15 @@ pub enum Msg {
     Click(Click),
     /// Serve this model from the next request on.
     SwapModel(Arc<ServingModel>),
+    /// To the allocator (shard 0): refill, return, register, heartbeat.
+    Budget(alloc::Request),
 }
 
 pub enum Reply {
     Auction(AuctionResult),
     Snapshot(Box<ShardSnapshot>),
     Done,
+    Budget(alloc::Reply),
 }
 
 /// Everything a scrape needs from one shard.
@@ -69,11 +74,17 @@ pub struct ShardSnapshot {
     pub model_version: String,
     pub profiles: usize,
     pub profiles_dropped: u64,
+    /// Pacing gauges, indexed like `spend`.
+    pub pacing: Vec<PaceLine>,
+    /// Spend records this shard produced for the ledger.
+    pub spend_records: u64,
 }
 
 pub struct EngineShard {
     shared: Arc<Shared>,
     ledger: RefCell<SubLedger>,
+    /// The host's budget allocator: on shard 0 only.
+    allocator: RefCell<Option<Allocator<LocalCounters>>>,
     scratch: RefCell<Scratch>,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
@@ -85,12 +96,6 @@ impl EngineShard {
     /// Builds the shard's state and binds its listening socket (SO_REUSEPORT).
     pub fn new(shared: Arc<Shared>, ctx: &ShardCtx<EngineShard>) -> std::io::Result<EngineShard> {
         let listener = net::http::bind_reuseport(shared.config.server.listen)?;
-        let ledger = SubLedger::new(
-            &shared.catalog,
-            ctx.id().0,
-            ctx.count(),
-            intake::now_unix_s().div_euclid(86_400),
-        );
         let users = shared.users.lock().ok().and_then(|u| u.clone());
         let learning = Learning::new(
             &shared.config,
@@ -100,10 +105,16 @@ impl EngineShard {
             ctx.id().0,
             ctx.count(),
         );
+        let setup = BudgetSetup::new(&shared.config, &shared.catalog, ctx.count())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let now = crate::ledger::now_ms();
+        let allocator = (ctx.id().0 == 0).then(|| setup.new_allocator(now));
+        let ledger = SubLedger::connected(Arc::new(setup), ctx.id().0, now);
         Ok(EngineShard {
             learning,
             shared,
             ledger: RefCell::new(ledger),
+            allocator: RefCell::new(allocator),
             scratch: RefCell::new(Scratch::default()),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
@@ -144,6 +155,55 @@ impl EngineShard {
             model_version: self.learning.model_version(),
             profiles: self.learning.profiles_len(),
             profiles_dropped: self.learning.profiles_dropped(),
+            pacing: (0..ledger.len()).map(|i| ledger.pace(i)).collect(),
+            spend_records: ledger.spend_records(),
+        }
+    }
+
+    /// The allocator's side of a budget message (runs on shard 0). Ledger records are produced
+    /// here; they are written to the write-ahead log once the WAL is wired in.
+    fn allocator_request(&self, req: alloc::Request) -> alloc::Reply {
+        let mut guard = self.allocator.borrow_mut();
+        let Some(a) = guard.as_mut() else {
+            return alloc::Reply::Fenced { epoch: u32::MAX };
+        };
+        let mut records = Vec::new();
+        a.on_request(crate::ledger::now_ms(), req, &mut records)
+    }
+
+    /// One exchange with the allocator: what the sub-ledger wants sent, and the replies.
+    async fn budget_round(&self, ctx: &ShardCtx<Self>, out: &mut Vec<alloc::Request>) {
+        let now = crate::ledger::now_ms();
+        {
+            let mut l = self.ledger.borrow_mut();
+            l.poll(now, out);
+            let n = l.journal().count() as u64;
+            l.count_spend_records(n);
+            l.update_pacing(now);
+        }
+        for req in out.drain(..) {
+            let reply = ctx.invoke_on(ShardId(0), Msg::Budget(req)).await;
+            if let Ok(Reply::Budget(r)) = reply {
+                self.ledger
+                    .borrow_mut()
+                    .on_reply(crate::ledger::now_ms(), r);
+            }
+        }
+        if let Some(a) = self.allocator.borrow_mut().as_mut() {
+            let mut records = Vec::new();
+            a.tick(now, &mut records);
+        }
+    }
+
+    /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
+    /// allocator (never on the auction's path), hand spend records on, update pacing; on shard 0
+    /// also run the allocator's stale-allocation check.
+    async fn budget_loop(self: Rc<Self>, ctx: ShardCtx<Self>) {
+        let period = Duration::from_millis(self.shared.config.budget.poll_ms);
+        let mut out = Vec::new();
+        while !ctx.is_stopping() {
+            self.budget_round(&ctx, &mut out).await;
+            monoio::time::sleep(period).await;
         }
     }
 }
@@ -170,6 +230,12 @@ impl Service for EngineShard {
             self.shared.heartbeats.clone(),
             heartbeat,
         ));
+        // Register and take first chunks before serving, so the first requests find budget.
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            self.budget_round(&ctx, &mut out).await;
+        }
+        monoio::spawn(self.clone().budget_loop(ctx.clone()));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -196,6 +262,7 @@ impl Service for EngineShard {
                 self.learning.swap_model(m);
                 Reply::Done
             }
+            Msg::Budget(req) => Reply::Budget(self.allocator_request(req)),
         }
     }
 }
@@ -364,7 +431,7 @@ impl Front {
         m.record(Stage::Hop, sent.elapsed());
         match reply {
             Ok(Reply::Auction(r)) => Some(r),
-            Ok(Reply::Snapshot(_) | Reply::Done) => None,
+            Ok(Reply::Snapshot(_) | Reply::Done | Reply::Budget(_)) => None,
             Err(MeshError::RingFull { .. }) => {
                 bump(&m.hop_fallback_local, 1);
                 Some(self.shard.auction_here(&rebuild()))

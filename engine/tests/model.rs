@@ -33,9 +33,15 @@ fn users_csv(dir: &Path) -> std::path::PathBuf {
     p
 }
 
+/// A bid request for `user` with a fresh id: the sub-ledger charges an (id, imp) key only once.
 fn request(user: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "r{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     serde_json::json!({
-        "id": "r", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}],
+        "id": id, "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}],
         "site": {"id": "s1", "cat": ["IAB9"]},
         "device": {"ua": "Mozilla/5.0", "ip": "192.0.2.7", "devicetype": 2, "os": "Windows",
                    "geo": {"country": "USA", "region": "CA"}},

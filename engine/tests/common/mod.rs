@@ -38,6 +38,11 @@ pub struct Server {
 impl Server {
     /// Starts adserver with 2 shards on `driver`; `extra` is appended to the generated TOML.
     pub fn start(driver: &str, extra: &str) -> Server {
+        Self::start_with_catalog(driver, &fixture("catalog.json"), extra)
+    }
+
+    /// Like [`Server::start`] with another catalog file.
+    pub fn start_with_catalog(driver: &str, catalog: &std::path::Path, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -50,7 +55,7 @@ impl Server {
         let cfg = format!(
             "[server]\nlisten = \"{addr}\"\nshards = 2\ndriver = \"{driver}\"\npin_cores = false\ndrain_timeout_ms = 3000\n\
              [catalog]\npath = \"{}\"\n{model}{extra}",
-            fixture("catalog.json").display()
+            catalog.display()
         );
         let cfg_path = dir.path().join("adserver.toml");
         std::fs::write(&cfg_path, cfg).unwrap();

@@ -1,0 +1,605 @@
+//! A shard's sub-ledger: the lots of budget the allocator granted to this shard, and the
+//! check-and-deduct the auction runs on them.
+//!
+//! A pure state machine like the allocator: [`SubLedger::try_charge`] (hot path, no allocation
+//! once warm, no message sent), [`SubLedger::poll`] (what to send the allocator: register,
+//! refills at the low-water mark, returns at period end, heartbeats) and
+//! [`SubLedger::on_reply`]. Refills are asynchronous: the auction never waits for one; a campaign
+//! whose lot ran dry is refused and the auction moves to the next candidate.
+//!
+//! Invariant, asserted on every charge: `spent <= chunk + slack` of the current lot, where
+//! `slack` is this shard's share of the inaccuracy bound, so summed over shards a campaign-day
+//! spends at most `budget + bound`. Every debit carries an idempotency key (hash of request id
+//! and imp id): a replayed key is refused (bounded two-generation set, `keys_max`).
+
+use std::sync::Arc;
+
+use super::allocator::{Refused, Reply, Request};
+use super::calendar::{Calendar, Period};
+use super::record::{LedgerRecord, ShardNo};
+
+/// Why a charge was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The shard's lot for this campaign and day cannot cover the cost (refill asked).
+    Exhausted,
+    /// This idempotency key was already charged.
+    Duplicate,
+    /// The shard holds no epoch (starting, or fenced): no lot to spend from.
+    Unregistered,
+    /// Spend records waiting for the WAL reached `journal_max`: nothing more is charged until
+    /// they are written.
+    JournalFull,
+    /// Pacing throttled the campaign for this request.
+    Paced,
+}
+
+/// Sub-ledger settings (from `[budget]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubLedgerConfig {
+    pub shard: ShardNo,
+    /// Ask for a refill when what is left of the lot falls below this share (ppm) of the last
+    /// grant.
+    pub low_water_ppm: u64,
+    /// A refill or register unanswered this long may be sent again.
+    pub refill_timeout_ms: i64,
+    /// After a refusal, wait this long before asking again.
+    pub refill_retry_ms: i64,
+    pub heartbeat_ms: i64,
+    /// Idempotency keys remembered (two generations of `keys_max / 2`).
+    pub keys_max: usize,
+    /// Spend records buffered for the WAL; at the bound charges are refused.
+    pub journal_max: usize,
+}
+
+/// Spend figures of one campaign on one shard (reports and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpendLine {
+    pub day: i64,
+    pub spent_today_micros: u64,
+    pub spent_lifetime_micros: u64,
+    pub impressions: u64,
+    /// Budget this shard holds for today (granted to it and not yet spent).
+    pub held_micros: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Line {
+    period: Option<Period>,
+    chunk: u64,
+    slack: u64,
+    spent: u64,
+    slack_asked: bool,
+    last_grant: u64,
+    queued: bool,
+    in_flight_since: Option<i64>,
+    retry_at_ms: i64,
+    spent_day: u64,
+    spent_life: u64,
+    impressions: u64,
+}
+
+impl Line {
+    fn day(&self) -> i64 {
+        self.period.map_or(i64::MIN, |p| p.day)
+    }
+
+    fn available(&self) -> u64 {
+        (self.chunk + self.slack).saturating_sub(self.spent)
+    }
+
+    fn drop_lot(&mut self) {
+        self.chunk = 0;
+        self.slack = 0;
+        self.spent = 0;
+        self.slack_asked = false;
+        self.last_grant = 0;
+        self.in_flight_since = None;
+        self.retry_at_ms = 0;
+    }
+}
+
+/// Two generations of idempotency keys: bounded memory, at least `max / 2` recent keys kept.
+#[derive(Debug, Clone, Default)]
+struct KeySet {
+    cur: ahash::AHashSet<u64>,
+    prev: ahash::AHashSet<u64>,
+    half: usize,
+}
+
+impl KeySet {
+    fn new(max: usize) -> KeySet {
+        let half = (max / 2).max(1);
+        KeySet {
+            cur: ahash::AHashSet::with_capacity(half),
+            prev: ahash::AHashSet::with_capacity(half),
+            half,
+        }
+    }
+
+    fn contains(&self, k: u64) -> bool {
+        self.cur.contains(&k) || self.prev.contains(&k)
+    }
+
+    fn insert(&mut self, k: u64) {
+        if self.cur.len() >= self.half {
+            std::mem::swap(&mut self.cur, &mut self.prev);
+            self.cur.clear();
+        }
+        self.cur.insert(k);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SubLedger {
+    cfg: SubLedgerConfig,
+    calendar: Arc<Calendar>,
+    epoch: Option<u32>,
+    register_sent_ms: Option<i64>,
+    last_heartbeat_ms: i64,
+    lines: Vec<Line>,
+    keys: KeySet,
+    wanted: Vec<u32>,
+    returns: Vec<Request>,
+    journal: Vec<LedgerRecord>,
+    /// Canary only (simulation): a deliberately wrong bound, 0 in the engine.
+    canary_overdraft: u64,
+}
+
+impl SubLedger {
+    pub fn new(cfg: SubLedgerConfig, calendar: Arc<Calendar>, now_ms: i64) -> SubLedger {
+        let lines = (0..calendar.len())
+            .map(|c| Line {
+                period: Some(calendar.period(c, now_ms)),
+                queued: true,
+                ..Line::default()
+            })
+            .collect();
+        SubLedger {
+            cfg,
+            calendar: calendar.clone(),
+            epoch: None,
+            register_sent_ms: None,
+            last_heartbeat_ms: now_ms,
+            lines,
+            keys: KeySet::new(cfg.keys_max),
+            wanted: (0..calendar.len() as u32).collect(),
+            returns: Vec::new(),
+            journal: Vec::with_capacity(cfg.journal_max.min(65_536)),
+            canary_overdraft: 0,
+        }
+    }
+
+    /// Canary build of the check: lets the lot be overdrawn by `micros` (a deliberately wrong
+    /// bound). Only the simulation's canary test calls this, to prove its checker catches it.
+    pub fn set_canary_overdraft(&mut self, micros: u64) {
+        self.canary_overdraft = micros;
+    }
+
+    /// Rebuilds after a restart from this shard's committed spend records: the idempotency keys
+    /// and the spend figures. Lots are not recovered: the allocator counted them as spent.
+    pub fn recover<'a>(
+        cfg: SubLedgerConfig,
+        calendar: Arc<Calendar>,
+        now_ms: i64,
+        records: impl IntoIterator<Item = &'a LedgerRecord>,
+    ) -> SubLedger {
+        let mut l = SubLedger::new(cfg, calendar, now_ms);
+        for r in records {
+            if let LedgerRecord::Spend {
+                campaign,
+                day,
+                key,
+                cost,
+                ..
+            } = *r
+                && let Some(line) = l.lines.get_mut(campaign as usize)
+            {
+                l.keys.insert(key);
+                line.spent_life += cost;
+                line.impressions += 1;
+                if day == line.day() {
+                    line.spent_day += cost;
+                }
+            }
+        }
+        l
+    }
+
+    pub fn epoch(&self) -> Option<u32> {
+        self.epoch
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn line(&self, campaign: usize) -> SpendLine {
+        let l = &self.lines[campaign];
+        SpendLine {
+            day: l.day(),
+            spent_today_micros: l.spent_day,
+            spent_lifetime_micros: l.spent_life,
+            impressions: l.impressions,
+            held_micros: l.available(),
+        }
+    }
+
+    /// Chunk, slack and spent of the current lot (checks and tests).
+    pub fn lot(&self, campaign: usize) -> (i64, u64, u64, u64) {
+        let l = &self.lines[campaign];
+        (l.day(), l.chunk, l.slack, l.spent)
+    }
+
+    /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
+    /// lot covers it.
+    pub fn try_charge(
+        &mut self,
+        now_ms: i64,
+        campaign: usize,
+        cost: u64,
+        key: u64,
+    ) -> Result<(), Refusal> {
+        self.roll(now_ms, campaign);
+        if self.keys.contains(key) {
+            return Err(Refusal::Duplicate);
+        }
+        let Some(epoch) = self.epoch else {
+            return Err(Refusal::Unregistered);
+        };
+        if self.journal.len() >= self.cfg.journal_max {
+            return Err(Refusal::JournalFull);
+        }
+        let line = &mut self.lines[campaign];
+        let limit = line.chunk + line.slack + self.canary_overdraft;
+        if line.spent.saturating_add(cost) > limit {
+            self.want_refill(campaign);
+            return Err(Refusal::Exhausted);
+        }
+        line.spent += cost;
+        assert!(
+            line.spent <= limit,
+            "spend past the lot of campaign {campaign}"
+        );
+        line.spent_day += cost;
+        line.spent_life += cost;
+        line.impressions += 1;
+        let day = line.day();
+        let low =
+            (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
+        let low_water = line.available() < low.max(1);
+        self.keys.insert(key);
+        self.journal.push(LedgerRecord::Spend {
+            shard: self.cfg.shard,
+            epoch,
+            campaign: campaign as u32,
+            day,
+            key,
+            cost,
+        });
+        if low_water {
+            self.want_refill(campaign);
+        }
+        Ok(())
+    }
+
+    /// Spend records not yet handed to the WAL (drained by the caller).
+    pub fn journal(&mut self) -> std::vec::Drain<'_, LedgerRecord> {
+        self.journal.drain(..)
+    }
+
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    fn want_refill(&mut self, campaign: usize) {
+        let line = &mut self.lines[campaign];
+        if !line.queued {
+            line.queued = true;
+            self.wanted.push(campaign as u32);
+        }
+    }
+
+    /// Moves the campaign's line to the period containing `now_ms`, returning the old lot.
+    fn roll(&mut self, now_ms: i64, campaign: usize) {
+        let line = &self.lines[campaign];
+        if line.period.is_some_and(|p| now_ms < p.end_ms) {
+            return;
+        }
+        let period = self.calendar.period(campaign, now_ms);
+        if line.period.is_some_and(|p| period.day <= p.day) {
+            return;
+        }
+        self.return_lot(campaign);
+        let line = &mut self.lines[campaign];
+        line.drop_lot();
+        line.period = Some(period);
+        line.spent_day = 0;
+        self.want_refill(campaign);
+    }
+
+    /// Queues the return of what is left of the current lot (and forgets the lot).
+    fn return_lot(&mut self, campaign: usize) {
+        let line = &self.lines[campaign];
+        let (Some(epoch), true) = (self.epoch, line.chunk + line.slack > 0) else {
+            return;
+        };
+        let from_chunk = line.spent.min(line.chunk);
+        let from_slack = (line.spent - from_chunk).min(line.slack);
+        self.returns.push(Request::Return {
+            shard: self.cfg.shard,
+            epoch,
+            campaign: campaign as u32,
+            day: line.day(),
+            chunk: line.chunk - from_chunk,
+            slack: line.slack - from_slack,
+            spent: line.spent,
+        });
+    }
+
+    /// Orderly stop: returns every lot (the caller sends them, then stops).
+    pub fn return_all(&mut self) {
+        for c in 0..self.lines.len() {
+            self.return_lot(c);
+            self.lines[c].drop_lot();
+        }
+    }
+
+    /// What to send the allocator now (appended to `out`).
+    pub fn poll(&mut self, now_ms: i64, out: &mut Vec<Request>) {
+        let shard = self.cfg.shard;
+        let Some(epoch) = self.epoch else {
+            let due = self
+                .register_sent_ms
+                .is_none_or(|t| now_ms - t >= self.cfg.refill_timeout_ms);
+            if due {
+                self.register_sent_ms = Some(now_ms);
+                out.push(Request::Register { shard });
+            }
+            return;
+        };
+        if now_ms - self.last_heartbeat_ms >= self.cfg.heartbeat_ms {
+            self.last_heartbeat_ms = now_ms;
+            out.push(Request::Heartbeat { shard, epoch });
+        }
+        out.append(&mut self.returns);
+        let mut i = 0;
+        while i < self.wanted.len() {
+            let c = self.wanted[i] as usize;
+            self.roll(now_ms, c);
+            let line = &mut self.lines[c];
+            let busy = line
+                .in_flight_since
+                .is_some_and(|t| now_ms - t < self.cfg.refill_timeout_ms);
+            if busy || now_ms < line.retry_at_ms {
+                i += 1;
+                continue;
+            }
+            line.in_flight_since = Some(now_ms);
+            line.queued = false;
+            out.push(Request::Refill {
+                shard,
+                epoch,
+                campaign: c as u32,
+                day: line.day(),
+                want_slack: !line.slack_asked,
+            });
+            line.slack_asked = true;
+            self.wanted.swap_remove(i);
+        }
+        out.append(&mut self.returns);
+    }
+
+    /// Applies the allocator's answer.
+    pub fn on_reply(&mut self, now_ms: i64, reply: Reply) {
+        match reply {
+            Reply::Registered { epoch } => {
+                if self.epoch.is_some_and(|e| e >= epoch) {
+                    return;
+                }
+                self.fence();
+                self.epoch = Some(epoch);
+                self.last_heartbeat_ms = now_ms;
+            }
+            Reply::Fenced { epoch } => {
+                if self.epoch == Some(epoch) {
+                    self.fence();
+                }
+            }
+            Reply::Grant {
+                epoch,
+                campaign,
+                day,
+                chunk,
+                slack,
+            } => self.on_grant(now_ms, epoch, campaign as usize, day, chunk, slack),
+            Reply::Refused { campaign, why, .. } => {
+                let Some(line) = self.lines.get_mut(campaign as usize) else {
+                    return;
+                };
+                line.in_flight_since = None;
+                line.retry_at_ms = now_ms + self.cfg.refill_retry_ms;
+                if why != Refused::Exhausted {
+                    self.want_refill(campaign as usize);
+                }
+            }
+            Reply::Returned { .. } | Reply::Ack => {}
+        }
+    }
+
+    fn on_grant(&mut self, now_ms: i64, epoch: u32, c: usize, day: i64, chunk: u64, slack: u64) {
+        if self.epoch != Some(epoch) || c >= self.lines.len() {
+            // Granted to an older epoch of this shard: the allocator reclaimed it already.
+            return;
+        }
+        self.roll(now_ms, c);
+        let line = &mut self.lines[c];
+        if day != line.day() {
+            // A grant for a day that ended while it travelled: give it straight back.
+            self.returns.push(Request::Return {
+                shard: self.cfg.shard,
+                epoch,
+                campaign: c as u32,
+                day,
+                chunk,
+                slack,
+                spent: 0,
+            });
+            return;
+        }
+        line.in_flight_since = None;
+        line.chunk += chunk;
+        line.slack += slack;
+        line.last_grant = chunk.max(line.last_grant);
+        let low =
+            (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
+        if chunk > 0 && line.available() < low {
+            self.want_refill(c);
+        }
+    }
+
+    /// The allocator no longer knows our epoch: every lot was counted as spent there.
+    fn fence(&mut self) {
+        self.epoch = None;
+        self.register_sent_ms = None;
+        self.returns.clear();
+        self.wanted.clear();
+        for (c, line) in self.lines.iter_mut().enumerate() {
+            line.drop_lot();
+            line.queued = true;
+            self.wanted.push(c as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::allocator::{Allocator, AllocatorConfig};
+    use crate::budget::source::{Budget, LocalCounters, Sizing};
+
+    const DAY: i64 = 86_400_000;
+
+    fn cfg() -> SubLedgerConfig {
+        SubLedgerConfig {
+            shard: 0,
+            low_water_ppm: 500_000,
+            refill_timeout_ms: 1_000,
+            refill_retry_ms: 100,
+            heartbeat_ms: 1_000,
+            keys_max: 8,
+            journal_max: 1_000,
+        }
+    }
+
+    fn pump(l: &mut SubLedger, a: &mut Allocator<LocalCounters>, now: i64) {
+        let mut reqs = vec![];
+        let mut recs = vec![];
+        for _ in 0..4 {
+            reqs.clear();
+            l.poll(now, &mut reqs);
+            for r in reqs.drain(..) {
+                let reply = a.on_request(now, r, &mut recs);
+                l.on_reply(now, reply);
+            }
+        }
+    }
+
+    fn setup() -> (SubLedger, Allocator<LocalCounters>) {
+        let cal = Arc::new(Calendar::fixed(&[0]));
+        let now = 100 * DAY + 60_000;
+        let a = Allocator::new(
+            LocalCounters::default(),
+            vec![Budget {
+                daily_micros: 10_000,
+                lifetime_micros: 100_000,
+            }],
+            cal.clone(),
+            AllocatorConfig {
+                sizing: Sizing {
+                    bound_ppm: 10_000,
+                    chunk_ppm: 200_000,
+                    chunk_micros_min: 1,
+                    shrink_below_ppm: 100_000,
+                    shrink_divisor: 10,
+                    shards: 1,
+                },
+                stale_timeout_ms: 30_000,
+                dead_zone_ms: 1_000,
+            },
+            now,
+        );
+        (SubLedger::new(cfg(), cal, now), a)
+    }
+
+    #[test]
+    fn charges_within_the_lot_refills_at_low_water_and_refuses_replays() {
+        let (mut l, mut a) = setup();
+        let now = 100 * DAY + 60_000;
+        assert_eq!(l.try_charge(now, 0, 1, 1), Err(Refusal::Unregistered));
+        pump(&mut l, &mut a, now);
+        // Chunk 2_000 + slack 100.
+        assert_eq!(l.lot(0), (100, 2_000, 100, 0));
+        assert_eq!(l.try_charge(now, 0, 900, 10), Ok(()));
+        assert_eq!(l.try_charge(now, 0, 900, 10), Err(Refusal::Duplicate));
+        assert_eq!(l.try_charge(now, 0, 900, 11), Ok(()));
+        // 300 left < half of 2_000: a refill is queued, sent by the next poll.
+        let mut out = vec![];
+        l.poll(now, &mut out);
+        assert!(matches!(
+            out[..],
+            [Request::Refill {
+                want_slack: false,
+                ..
+            }]
+        ));
+        assert_eq!(l.try_charge(now, 0, 400, 12), Err(Refusal::Exhausted));
+        let reply = a.on_request(now, out[0], &mut vec![]);
+        l.on_reply(now, reply);
+        assert_eq!(l.try_charge(now, 0, 400, 12), Ok(()));
+        assert_eq!(l.line(0).spent_today_micros, 2_200);
+        assert_eq!(l.journal().count(), 3);
+    }
+
+    #[test]
+    fn the_day_rolls_returns_the_rest_and_waits_out_the_dead_zone() {
+        let (mut l, mut a) = setup();
+        let now = 100 * DAY + 60_000;
+        pump(&mut l, &mut a, now);
+        l.try_charge(now, 0, 500, 1).unwrap();
+        let midnight = 101 * DAY + 10;
+        assert_eq!(l.try_charge(midnight, 0, 500, 2), Err(Refusal::Exhausted));
+        pump(&mut l, &mut a, midnight);
+        // The return closed day 100 with 500 spent; day 101 refused in the dead zone.
+        assert_eq!(a.state().accts[&(0, 100)].spent, 500);
+        assert_eq!(l.lot(0), (101, 0, 0, 0));
+        let later = 101 * DAY + 2_000;
+        pump(&mut l, &mut a, later);
+        assert_eq!(l.lot(0).1, 2_000);
+        assert_eq!(l.line(0).spent_today_micros, 0);
+        assert_eq!(l.line(0).spent_lifetime_micros, 500);
+    }
+
+    #[test]
+    fn keys_are_bounded_and_recovered() {
+        let (mut l, mut a) = setup();
+        let now = 100 * DAY + 60_000;
+        pump(&mut l, &mut a, now);
+        for k in 0..10 {
+            l.try_charge(now, 0, 1, k).unwrap();
+        }
+        // keys_max 8: the 4 latest keys at least are remembered; the oldest are forgotten.
+        assert_eq!(l.try_charge(now, 0, 1, 9), Err(Refusal::Duplicate));
+        assert_eq!(l.try_charge(now, 0, 1, 0), Ok(()));
+        let recs: Vec<_> = l.journal().collect();
+        let r = SubLedger::recover(cfg(), Arc::new(Calendar::fixed(&[0])), now, recs.iter());
+        assert_eq!(r.line(0).spent_today_micros, 11);
+        let mut r = r;
+        pump(&mut r, &mut a, now);
+        assert_eq!(r.try_charge(now, 0, 1, 0), Err(Refusal::Duplicate));
+    }
+}
