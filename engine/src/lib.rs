@@ -15,8 +15,12 @@ pub mod exposition;
 pub mod intake;
 pub mod ledger;
 pub mod metrics;
+// Moves into `budget` (as `budget::redis_source`) once the budget module lands.
+#[path = "budget/redis_source.rs"]
+pub mod redis_source;
 pub mod respond;
 pub mod scoring;
 pub mod select;
 pub mod server;
 pub mod shard;
+pub mod wal;
