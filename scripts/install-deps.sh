@@ -9,6 +9,7 @@ need_apt=()
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # A real headless browser renders /dashboard (engine/tests/dashboard.rs).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 

@@ -26,3 +26,4 @@ pub mod select;
 pub mod server;
 pub mod shard;
 pub mod supervise;
+pub mod wal;

@@ -1,3 +1,4 @@
 //! `net`: wire formats and I/O. Knows nothing of auctions.
 pub mod http;
 pub mod openrtb;
+pub mod resp;

@@ -15,6 +15,7 @@ pub mod allocator;
 pub mod calendar;
 pub mod pacing;
 pub mod record;
+pub mod redis_source;
 pub mod sim;
 pub mod source;
 pub mod subledger;
