@@ -88,6 +88,7 @@ pub enum FaultMode {
     /// 200 with a truncated JSON body.
     Malformed,
     /// 503.
+    #[serde(rename = "http_5xx")]
     Http5xx,
     /// Hold the request `stall_ms`, then close without answering.
     Stall,
