@@ -24,6 +24,8 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    Dsp(#[from] crate::rtb::RegistryError),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct Config {
     pub openrtb: OpenRtbConfig,
     pub auction: AuctionConfig,
     pub catalog: CatalogConfig,
+    pub rtb: crate::rtb::RtbConfig,
+    /// External DSPs (`[[dsp]]` entries; format in `engine/src/rtb/registry.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dsp: Vec<crate::rtb::DspSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,7 +249,21 @@ impl Config {
         if self.auction.candidates_max == 0 {
             return bad("auction.candidates_max", "must be > 0");
         }
+        if let Err((field, message)) = self.rtb.check() {
+            return bad(field, &message);
+        }
+        self.dsp_registry(file)?;
         Ok(())
+    }
+
+    /// The DSP registry from `[[dsp]]` and `rtb.dsp_file`; errors name the entry and field.
+    pub fn dsp_registry(&self, file: &str) -> Result<crate::rtb::Registry, ConfigError> {
+        Ok(crate::rtb::Registry::build(
+            file,
+            &self.dsp,
+            &self.rtb.dsp_file,
+            self.rtb.absolute_cutoff_ms,
+        )?)
     }
 
     pub fn driver_choice(&self) -> Result<shards::DriverChoice, String> {

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod ledger;
 pub mod metrics;
 pub mod respond;
+pub mod rtb;
 pub mod scoring;
 pub mod select;
 pub mod server;

@@ -24,9 +24,13 @@ impl Engine {
 
     pub fn start_with_catalog(config: Config, catalog: Catalog) -> anyhow::Result<Engine> {
         let listen = config.server.listen;
+        let registry = config
+            .dsp_registry("config")
+            .context("building the DSP registry")?;
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
+            registry: Arc::new(registry),
         });
         let sharded = shards::start(config.shards_config(), move |ctx| {
             EngineShard::new(shared.clone(), ctx).map_err(|e| {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
+use net::openrtb::BidRequest;
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
 use crate::auction::{AuctionResult, Scratch, run_auction};
@@ -19,12 +20,18 @@ use crate::config::Config;
 use crate::intake::{self, AuctionJob};
 use crate::ledger::{SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
+use crate::rtb::Registry;
+use crate::rtb::fanout::{Collected, ExternalWin, ShardRtb};
+use crate::rtb::health::{DspTotals, HealthTable};
+use crate::rtb::metrics::RtbSnapshot;
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
 pub struct Shared {
     pub config: Config,
     pub catalog: Arc<Catalog>,
+    /// External DSPs (empty: RTB off).
+    pub registry: Arc<Registry>,
 }
 
 /// Messages between shards.
@@ -33,11 +40,17 @@ pub enum Msg {
     Auction(Box<AuctionJob>),
     /// Send a copy of your metrics (for /metrics and /stats).
     Snapshot,
+    /// Send your DSP health window totals (shard 0 merges them).
+    RtbWindow,
+    /// Use this DSP health table from now on.
+    RtbHealth(Arc<HealthTable>),
 }
 
 pub enum Reply {
     Auction(AuctionResult),
     Snapshot(Box<ShardSnapshot>),
+    RtbWindow(Vec<DspTotals>),
+    Done,
 }
 
 /// Everything a scrape needs from one shard.
@@ -49,6 +62,7 @@ pub struct ShardSnapshot {
     pub http: Vec<(&'static str, u64)>,
     /// Indexed like `Catalog::campaigns`.
     pub spend: Vec<SpendLine>,
+    pub rtb: RtbSnapshot,
 }
 
 pub struct EngineShard {
@@ -58,6 +72,7 @@ pub struct EngineShard {
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
     listener: RefCell<Option<monoio::net::TcpListener>>,
+    rtb: ShardRtb,
 }
 
 impl EngineShard {
@@ -70,7 +85,14 @@ impl EngineShard {
             ctx.count(),
             intake::now_unix_s().div_euclid(86_400),
         );
+        let rtb = ShardRtb::new(
+            shared.registry.clone(),
+            &shared.config.rtb,
+            shared.config.auction.reserve_cpm_micros,
+            ctx.count(),
+        );
         Ok(EngineShard {
+            rtb,
             shared,
             ledger: RefCell::new(ledger),
             scratch: RefCell::new(Scratch::default()),
@@ -101,7 +123,28 @@ impl EngineShard {
             mesh: ctx.stats(),
             http: self.http_stats.iter().collect(),
             spend: (0..ledger.len()).map(|i| ledger.line(i)).collect(),
+            rtb: self.rtb.snapshot(),
         }
+    }
+}
+
+/// Shard 0's health loop: every `rtb.health_interval_ms`, gather every shard's DSP window,
+/// merge, score, and publish the new table to every shard.
+async fn health_loop(shard: Rc<EngineShard>, ctx: ShardCtx<EngineShard>) {
+    let period = Duration::from_millis(shard.shared.config.rtb.health_interval_ms);
+    let reg = shard.shared.registry.clone();
+    while !ctx.is_stopping() {
+        monoio::time::sleep(period).await;
+        let mut merged = vec![DspTotals::default(); reg.len()];
+        for r in ctx.invoke_on_all(|_| Msg::RtbWindow).await {
+            if let Ok(Reply::RtbWindow(w)) = r {
+                for (m, t) in merged.iter_mut().zip(&w) {
+                    m.merge(t);
+                }
+            }
+        }
+        let next = Arc::new(shard.rtb.health().next(&reg, shard.rtb.cfg(), &merged));
+        let _ = ctx.invoke_on_all(|_| Msg::RtbHealth(next.clone())).await;
     }
 }
 
@@ -121,6 +164,13 @@ impl Service for EngineShard {
             stop_ctx.stopping().await;
             trigger.trigger(Instant::now() + drain);
         });
+        if self.rtb.enabled() {
+            let me = self.clone();
+            monoio::spawn(async move { me.rtb.start().await });
+            if ctx.id().0 == 0 {
+                monoio::spawn(health_loop(self.clone(), ctx.clone()));
+            }
+        }
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -136,6 +186,11 @@ impl Service for EngineShard {
                 Reply::Auction(self.auction_here(&job))
             }
             Msg::Snapshot => Reply::Snapshot(Box::new(self.snapshot(&ctx))),
+            Msg::RtbWindow => Reply::RtbWindow(self.rtb.window_totals()),
+            Msg::RtbHealth(table) => {
+                self.rtb.set_health(table);
+                Reply::Done
+            }
         }
     }
 }
@@ -225,15 +280,24 @@ impl Front {
         m.record(Stage::Validate, t_valid - t_parsed);
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
-        let job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+        let mut job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+        let collected = self.collect_external(&bid_request, &job).await;
+        let bars = external_bars(collected.as_ref(), job.slots.len());
+        raise_floors(&mut job, &bars);
         let result = self
             .auction_on_owner(job, || {
-                intake::job_from_request(&bid_request, received, now_s, tmax_default)
+                let mut j = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+                raise_floors(&mut j, &bars);
+                j
             })
             .await;
+        let external = match (&collected, &result) {
+            (Some(c), Some(r)) => self.settle_external(&bid_request, c, r),
+            _ => Vec::new(),
+        };
         let t_respond = Instant::now();
         let outcome = match &result {
-            Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, m),
+            Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, &external, m),
             None => {
                 respond::unavailable(resp);
                 Outcome::Error
@@ -243,6 +307,38 @@ impl Front {
         let done = Instant::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
+    }
+
+    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner).
+    async fn collect_external(&self, req: &BidRequest, job: &AuctionJob) -> Option<Collected> {
+        let rtb = &self.shard.rtb;
+        if !rtb.enabled() {
+            return None;
+        }
+        let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
+        rtb.collect(
+            req,
+            job.received,
+            job.tmax_ms,
+            formats,
+            &job.ctx.country,
+            &job.ctx.region,
+        )
+        .await
+    }
+
+    /// Which slots external bids won: those where no paid internal ad beat them.
+    fn settle_external(
+        &self,
+        req: &BidRequest,
+        collected: &Collected,
+        result: &AuctionResult,
+    ) -> Vec<ExternalWin> {
+        let mut internal_paid = vec![None; req.imp.len()];
+        for w in result.wins.iter().filter(|w| !w.house) {
+            internal_paid[w.slot] = Some(w.price_cpm_micros);
+        }
+        self.shard.rtb.settle(req, collected, &internal_paid)
     }
 
     /// Runs the job on the shard owning the user: here, or one hop away. A full ring means the
@@ -267,7 +363,7 @@ impl Front {
         m.record(Stage::Hop, sent.elapsed());
         match reply {
             Ok(Reply::Auction(r)) => Some(r),
-            Ok(Reply::Snapshot(_)) => None,
+            Ok(_) => None,
             Err(MeshError::RingFull { .. }) => {
                 bump(&m.hop_fallback_local, 1);
                 Some(self.shard.auction_here(&rebuild()))
@@ -313,6 +409,28 @@ impl Front {
         resp.status(200)
             .header("content-type", "application/json")
             .body(json.as_bytes());
+    }
+}
+
+/// The best valid external price per slot (0 = none): the bar an internal ad must beat.
+fn external_bars(collected: Option<&Collected>, slots: usize) -> Vec<u64> {
+    let Some(c) = collected else {
+        return Vec::new();
+    };
+    c.best_per_slot(slots)
+        .into_iter()
+        .map(|b| b.map_or(0, |i| c.bids[i].bid.price_cpm_micros))
+        .collect()
+}
+
+/// Unified first-price auction, internal side: an internal ad wins a slot only by paying more
+/// than the best external bid, so its floor becomes that bid + 1 micro; budget is then charged
+/// only for internal wins (`auction.rs`).
+fn raise_floors(job: &mut AuctionJob, bars: &[u64]) {
+    for (slot, &bar) in job.slots.iter_mut().zip(bars) {
+        if bar > 0 {
+            slot.floor_cpm_micros = slot.floor_cpm_micros.max(bar.saturating_add(1));
+        }
     }
 }
 
