@@ -273,6 +273,51 @@ pub fn print_summary(stats: &Stats, elapsed: Duration) {
         }
     );
     print_campaigns(stats);
+    print_rtb(&stats.rtb);
+}
+
+/// External demand: per DSP requests, bids, wins, timeouts, errors, tier and latency.
+fn print_rtb(r: &crate::rtb::metrics::RtbStats) {
+    if r.dsps.is_empty() {
+        return;
+    }
+    println!(
+        "
+RTB: {} fan-outs, {} impressions won by DSPs; closed: {} all answered, {} at operational \
+         cutoff, {} at absolute cutoff; slowest collection {} ms; notices sent {} failed {} refused {}",
+        r.auctions,
+        r.external_wins,
+        r.closed_all_answered,
+        r.closed_operational,
+        r.closed_absolute,
+        r.collect_max_ms,
+        r.notices_sent,
+        r.notices_failed,
+        r.notices_refused
+    );
+    println!(
+        "{:<14} {:>4} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>6} {:>10}",
+        "dsp", "tier", "score", "requests", "answers", "bids", "wins", "timeouts", "errors",
+        "dropped", "p50ms", "p95ms", "won"
+    );
+    for d in &r.dsps {
+        println!(
+            "{:<14} {:>4} {:>6.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>6} {:>10}",
+            truncate(&d.id, 14),
+            d.tier,
+            d.score,
+            d.requests,
+            d.responses,
+            d.bids,
+            d.wins,
+            d.timeouts,
+            d.errors,
+            d.dropped_bids,
+            d.latency_p50_ms,
+            d.latency_p95_ms,
+            usd(d.won_cpm_micros / 1000),
+        );
+    }
 }
 
 fn print_campaigns(stats: &Stats) {

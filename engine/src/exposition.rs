@@ -23,6 +23,9 @@ pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
     write_mesh(&mut out, snaps);
     write_http(&mut out, snaps);
     write_spend(&mut out, snaps, catalog);
+    let rtb: Vec<(usize, &crate::rtb::metrics::RtbSnapshot)> =
+        snaps.iter().map(|s| (s.shard, &s.rtb)).collect();
+    crate::rtb::metrics::write_prometheus(&mut out, &rtb);
     out
 }
 
@@ -250,6 +253,9 @@ pub struct Stats {
     pub shards: Vec<ShardStats>,
     pub total: ShardStats,
     pub campaigns: Vec<CampaignSpend>,
+    /// External demand (all shards merged); empty when no DSP is configured.
+    #[serde(default)]
+    pub rtb: crate::rtb::metrics::RtbStats,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -360,10 +366,12 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
             }
         })
         .collect();
+    let rtb: Vec<&crate::rtb::metrics::RtbSnapshot> = snaps.iter().map(|s| &s.rtb).collect();
     Stats {
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,
+        rtb: crate::rtb::metrics::stats(&rtb),
     }
 }
 

@@ -89,6 +89,7 @@ pub struct ShardRtb {
     health: RefCell<Arc<HealthTable>>,
     pub metrics: Rc<RtbMetrics>,
     pub notices: NoticeQueue,
+    ids: Arc<[String]>,
 }
 
 impl ShardRtb {
@@ -130,6 +131,7 @@ impl ShardRtb {
             metrics: Rc::new(RtbMetrics::new(registry.len())),
             notices: NoticeQueue::new(cfg.notice_queue_max),
             home_region: cfg.home_region.clone(),
+            ids: registry.dsps.iter().map(|d| d.id.clone()).collect(),
             reserve_cpm_micros,
             cfg: cfg.clone(),
             pools,
@@ -168,6 +170,7 @@ impl ShardRtb {
 
     pub fn snapshot(&self) -> RtbSnapshot {
         RtbSnapshot {
+            ids: self.ids.clone(),
             dsps: self.metrics.dsps.borrow().clone(),
             totals: self.metrics.totals.borrow().clone(),
             health: self

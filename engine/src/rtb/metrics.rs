@@ -5,7 +5,10 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use super::timeouts::LatencyHist;
 use crate::metrics::write_prom_header;
@@ -137,6 +140,8 @@ pub struct RtbMetrics {
 /// A copy for a scrape.
 #[derive(Debug, Clone, Default)]
 pub struct RtbSnapshot {
+    /// DSP ids, indexed like `dsps`.
+    pub ids: Arc<[String]>,
     pub dsps: Vec<DspCounters>,
     pub totals: RtbTotals,
     /// Per DSP: (score, tier, adaptive timeout ms) as this shard last saw them.
@@ -170,8 +175,101 @@ impl RtbMetrics {
 /// Latency bucket bounds exported, ms.
 const LATENCY_LE_MS: [u64; 10] = [5, 10, 20, 30, 50, 70, 80, 100, 120, 250];
 
-/// Writes the `adcore_rtb_*` families for every shard snapshot. `ids` are the DSP ids.
-pub fn write_prometheus(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapshot)]) {
+/// RTB figures for `/stats` (and the demo summary), all shards merged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RtbStats {
+    pub auctions: u64,
+    pub external_wins: u64,
+    pub closed_all_answered: u64,
+    pub closed_operational: u64,
+    pub closed_absolute: u64,
+    pub collect_max_ms: u64,
+    pub notices_sent: u64,
+    pub notices_failed: u64,
+    pub notices_refused: u64,
+    pub dsps: Vec<DspStats>,
+}
+
+/// One DSP's figures, all shards merged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DspStats {
+    pub id: String,
+    /// As published on the first shard.
+    pub tier: u8,
+    pub score: f64,
+    pub timeout_ms: u64,
+    pub requests: u64,
+    pub responses: u64,
+    pub bids: u64,
+    pub wins: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    pub dropped_bids: u64,
+    pub qps_refused: u64,
+    pub won_cpm_micros: u64,
+    pub latency_p50_ms: u64,
+    pub latency_p95_ms: u64,
+}
+
+/// Merges the shards' RTB snapshots.
+pub fn stats(shards: &[&RtbSnapshot]) -> RtbStats {
+    let mut st = RtbStats::default();
+    let Some(first) = shards.first() else {
+        return st;
+    };
+    let mut merged = vec![DspCounters::default(); first.dsps.len()];
+    for s in shards {
+        let t = &s.totals;
+        st.auctions += t.auctions;
+        st.external_wins += t.external_wins;
+        st.closed_all_answered += t.closed_all_answered;
+        st.closed_operational += t.closed_operational;
+        st.closed_absolute += t.closed_absolute;
+        st.collect_max_ms = st.collect_max_ms.max(t.collect_max_ms);
+        st.notices_sent += t.notices_sent;
+        st.notices_failed += t.notices_failed;
+        st.notices_refused += t.notices_refused;
+        for (m, c) in merged.iter_mut().zip(&s.dsps) {
+            m.merge(c);
+        }
+    }
+    st.dsps = merged
+        .iter()
+        .enumerate()
+        .map(|(d, c)| {
+            let (score, tier, timeout_ms) = first.health.get(d).copied().unwrap_or((-1.0, 0, 0));
+            DspStats {
+                id: first.ids.get(d).cloned().unwrap_or_default(),
+                tier,
+                score,
+                timeout_ms,
+                requests: c.requests,
+                responses: c.responses,
+                bids: c.bids,
+                wins: c.wins,
+                timeouts: c.timeouts,
+                errors: c.errors.iter().sum(),
+                dropped_bids: c.dropped.iter().sum(),
+                qps_refused: c.qps_refused,
+                won_cpm_micros: c.won_cpm_micros,
+                latency_p50_ms: c.latency.quantile_ms(0.5),
+                latency_p95_ms: c.latency.quantile_ms(0.95),
+            }
+        })
+        .collect();
+    st
+}
+
+/// Writes the `adcore_rtb_*` families for every shard snapshot (`(shard, snapshot)`).
+pub fn write_prometheus(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
+    let Some((_, first)) = shards.first() else {
+        return;
+    };
+    if first.ids.is_empty() {
+        return;
+    }
+    let ids = first.ids.clone();
+    let ids: &[String] = &ids;
     type Get = fn(&DspCounters) -> u64;
     let families: [(&str, &str, Get); 10] = [
         ("adcore_rtb_requests_total", "Bid requests sent to a DSP.", |c| c.requests),
