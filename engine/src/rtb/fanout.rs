@@ -427,12 +427,28 @@ impl ShardRtb {
     fn win(&self, req: &BidRequest, e: &ExternalBid, second: u64, now: Instant) -> ExternalWin {
         let price = e.bid.price_cpm_micros;
         let values = macro_values(req, &e.bid.bid, e.bid.seat.as_deref(), Some(price), None, Some(second));
-        let mut bid = e.bid.bid.clone();
-        bid.adm = bid.adm.map(|a| substitute(&a, &values));
-        let nurl = bid.nurl.take().map(|u| substitute(&u, &values));
-        let burl = bid.burl.take().map(|u| substitute(&u, &values));
-        bid.lurl = None;
-        bid.price = price as f64 / 1_000_000.0;
+        let src = &e.bid.bid;
+        let nurl = src.nurl.as_deref().map(|u| substitute(u, &values));
+        let burl = src.burl.as_deref().map(|u| substitute(u, &values));
+        let mut bid = Bid {
+            id: src.id.clone(),
+            impid: src.impid.clone(),
+            price: price as f64 / 1_000_000.0,
+            adm: src.adm.as_deref().map(|a| substitute(a, &values)),
+            adid: src.adid.clone(),
+            adomain: src.adomain.clone(),
+            bundle: src.bundle.clone(),
+            iurl: src.iurl.clone(),
+            cid: src.cid.clone(),
+            crid: src.crid.clone(),
+            cat: src.cat.clone(),
+            attr: src.attr.clone(),
+            dealid: src.dealid.clone(),
+            w: src.w,
+            h: src.h,
+            mtype: src.mtype,
+            ..Bid::default()
+        };
         if bid.adm.is_some() {
             if let Some(url) = nurl {
                 self.queue(NoticeKind::Win, e.dsp, url);
