@@ -315,9 +315,7 @@ impl ShardRtb {
                 m.timeouts += 1;
                 m.latency.record(now.saturating_duration_since(launched));
             });
-            let w = window.at(ch.dsp, now);
-            w.timeouts += 1;
-            w.latency.record(Duration::from_millis(self.cfg.global_timeout_ms));
+            window.at(ch.dsp, now).timeouts += 1;
         }
     }
 
@@ -335,7 +333,6 @@ impl ShardRtb {
             Answer::Timeout => {
                 let at = r.deadline.saturating_duration_since(r.started);
                 w.timeouts += 1;
-                w.latency.record(at);
                 self.metrics.dsp(dsp, |m| {
                     m.timeouts += 1;
                     m.latency.record(at);

@@ -5,6 +5,7 @@
 //!
 //! Components (our definitions; the seed leaves them open):
 //! - `S_latency = 100 · clamp((T_global − P95) / (T_global − fast_ms), 0, 1) · (1 − timeout share)`
+//!   with the P95 of answers only (timeouts weigh through their share)
 //! - `S_bid_rate = 100 · min(1, (bids / requests) / bid_rate_good)`
 //! - `S_win_rate = 100 · min(1, (wins / bids) / win_rate_good)`
 //! - `S_value = 100 · min(1, mean valid bid / value_good)`
@@ -31,7 +32,7 @@ pub struct DspTotals {
     pub errors: u64,
     /// Sum of valid bid prices, CPM micros.
     pub value_micros: u64,
-    /// Answer latency; timeouts are recorded at the timeout they hit.
+    /// Latency of answers (timeouts are only counted in `timeouts`).
     pub latency: LatencyHist,
 }
 
@@ -159,8 +160,11 @@ impl HealthTable {
             .zip(merged)
             .map(|((d, prev), t)| {
                 let dsp_ms = d.timeout.as_millis() as u64;
+                // Timeouts enter the P95 at the cap they hit (censored samples).
+                let mut censored = t.latency.clone();
+                censored.record_n_ms(cfg.global_timeout_ms.min(dsp_ms), t.timeouts);
                 let timeout_ms = adaptive_timeout_ms(
-                    &t.latency,
+                    &censored,
                     cfg.adaptive_min_samples,
                     cfg.adaptive_margin_ms,
                     cfg.global_timeout_ms,
@@ -247,9 +251,7 @@ mod tests {
             value_micros: mean * bids,
             ..DspTotals::default()
         };
-        for _ in 0..requests {
-            t.latency.record(Duration::from_millis(lat_ms));
-        }
+        t.latency.record_n_ms(lat_ms, requests - timeouts);
         t
     }
 
@@ -266,9 +268,14 @@ mod tests {
         // half value: 0.3*48.75 + 0.25*50 + 0 + 0.2*50 = 37.125.
         let mid = totals(100, 25, 0, 0, 1_000_000, 60);
         assert!((score(&mid, &cfg) - 37.125).abs() < 1e-9, "{}", score(&mid, &cfg));
-        // Every request timed out at the global timeout: zero.
-        let dead = totals(100, 0, 0, 100, 0, 100);
+        // Every request timed out: zero.
+        let dead = totals(100, 0, 0, 100, 0, 0);
         assert_eq!(score(&dead, &cfg), 0.0);
+        // 10 % timeouts, fast answers: latency 90, everything else perfect.
+        let mut some = totals(100, 50, 10, 10, 2_000_000, 10);
+        some.latency.clear();
+        some.latency.record_n_ms(10, 90);
+        assert!((score(&some, &cfg) - 97.0).abs() < 1e-9, "{}", score(&some, &cfg));
     }
 
     #[test]

@@ -33,6 +33,13 @@ impl LatencyHist {
         self.total += 1;
     }
 
+    /// Records `n` samples of `ms` at once.
+    pub fn record_n_ms(&mut self, ms: u64, n: u64) {
+        let i = (ms as usize).min(LATENCY_BUCKETS - 1);
+        self.counts[i] = self.counts[i].saturating_add(n.min(u64::from(u32::MAX)) as u32);
+        self.total += n;
+    }
+
     pub fn merge(&mut self, other: &LatencyHist) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a = a.saturating_add(*b);
@@ -72,7 +79,7 @@ impl LatencyHist {
     }
 }
 
-/// The adaptive timeout of one DSP in ms. Timeouts are recorded in the histogram at the timeout
+/// The adaptive timeout of one DSP in ms. `hist` must hold timeouts as samples at the timeout
 /// value, so the P95 of a censored histogram is min(true P95, last timeout); the margin lets it
 /// climb back when a DSP slows down and then recovers.
 pub fn adaptive_timeout_ms(
