@@ -256,6 +256,9 @@ pub struct Stats {
     /// External demand (all shards merged); empty when no DSP is configured.
     #[serde(default)]
     pub rtb: crate::rtb::metrics::RtbStats,
+    /// The per-DSP rows of `rtb`, where `/dashboard` reads them.
+    #[serde(default)]
+    pub dsps: Vec<crate::rtb::metrics::DspStats>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -367,11 +370,13 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
         })
         .collect();
     let rtb: Vec<&crate::rtb::metrics::RtbSnapshot> = snaps.iter().map(|s| &s.rtb).collect();
+    let rtb = crate::rtb::metrics::stats(&rtb);
     Stats {
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,
-        rtb: crate::rtb::metrics::stats(&rtb),
+        dsps: rtb.dsps.clone(),
+        rtb,
     }
 }
 

@@ -209,6 +209,18 @@ pub struct DspStats {
     pub won_cpm_micros: u64,
     pub latency_p50_ms: u64,
     pub latency_p95_ms: u64,
+    /// The same figures in the shape `/dashboard` reads: score / 100, microseconds, ratios.
+    pub health_score: f64,
+    pub latency_p50_us: u64,
+    pub latency_p95_us: u64,
+    pub latency_p99_us: u64,
+    /// Bids per request, wins per bid.
+    pub bid_rate: f64,
+    pub win_rate: f64,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// Merges the shards' RTB snapshots.
@@ -254,6 +266,12 @@ pub fn stats(shards: &[&RtbSnapshot]) -> RtbStats {
                 won_cpm_micros: c.won_cpm_micros,
                 latency_p50_ms: c.latency.quantile_ms(0.5),
                 latency_p95_ms: c.latency.quantile_ms(0.95),
+                health_score: score.max(0.0) / 100.0,
+                latency_p50_us: c.latency.quantile_ms(0.5) * 1000,
+                latency_p95_us: c.latency.quantile_ms(0.95) * 1000,
+                latency_p99_us: c.latency.quantile_ms(0.99) * 1000,
+                bid_rate: ratio(c.bids, c.requests),
+                win_rate: ratio(c.wins, c.bids),
             }
         })
         .collect();
