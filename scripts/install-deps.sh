@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# `systemd-analyze verify` checks the unit files (engine/tests/systemd.rs).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# A real headless browser renders /dashboard (engine/tests/dashboard.rs).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 

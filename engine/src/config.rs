@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub uring_entries: u32,
     /// On SIGTERM/SIGINT: how long in-flight requests may take to finish before connections are dropped.
     pub drain_timeout_ms: u64,
+    /// Each shard stamps its liveness this often; the systemd watchdog pings only while every
+    /// shard's stamp is fresh (see `WatchdogSec` in systemd/adserver.service).
+    pub heartbeat_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             stall_threshold_ms: 10,
             uring_entries: 1024,
             drain_timeout_ms: 5_000,
+            heartbeat_ms: 250,
         }
     }
 }

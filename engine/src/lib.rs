@@ -21,3 +21,4 @@ pub mod scoring;
 pub mod select;
 pub mod server;
 pub mod shard;
+pub mod supervise;

@@ -2,6 +2,7 @@
 //! to an orderly drain.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use shards::{Driver, Sharded, StopHandle};
@@ -9,10 +10,14 @@ use shards::{Driver, Sharded, StopHandle};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::shard::{EngineShard, Shared};
+use crate::supervise::{self, Heartbeats};
 
 /// A running engine.
 pub struct Engine {
     sharded: Sharded,
+    /// Tells the watchdog thread to stop pinging once every shard has stopped. While draining, the
+    /// shards still stamp their heartbeats, so the watchdog keeps pinging until they exit.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -27,12 +32,15 @@ impl Engine {
         let registry = config
             .dsp_registry("config")
             .context("building the DSP registry")?;
+        let shards_config = config.shards_config();
+        let heartbeats = Arc::new(Heartbeats::new(shards_config.resolved_shard_count()));
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
             registry: Arc::new(registry),
+            heartbeats: heartbeats.clone(),
         });
-        let sharded = shards::start(config.shards_config(), move |ctx| {
+        let sharded = shards::start(shards_config, move |ctx| {
             EngineShard::new(shared.clone(), ctx).map_err(|e| {
                 Box::<dyn std::error::Error + Send + Sync>::from(format!("listen on {listen}: {e}"))
             })
@@ -44,7 +52,14 @@ impl Engine {
             %listen,
             "adserver listening"
         );
-        Ok(Engine { sharded })
+        let stopped = Arc::new(AtomicBool::new(false));
+        supervise::spawn_watchdog(heartbeats, stopped.clone()).context("starting the watchdog")?;
+        supervise::ready(&format!(
+            "serving on {listen}: {} shards, driver {}",
+            sharded.shard_count(),
+            sharded.driver()
+        ));
+        Ok(Engine { sharded, stopped })
     }
 
     pub fn shard_count(&self) -> usize {
@@ -70,6 +85,7 @@ impl Engine {
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     tracing::info!(signal = sig, "draining in-flight requests, then exiting");
+                    supervise::stopping("draining in-flight requests");
                     stop.stop();
                 }
             })
@@ -79,8 +95,11 @@ impl Engine {
 
     /// Waits until every shard has stopped.
     pub fn wait(self) -> anyhow::Result<()> {
-        self.sharded
+        let result = self
+            .sharded
             .wait()
-            .map_err(|e| anyhow::anyhow!("a shard failed: {e}"))
+            .map_err(|e| anyhow::anyhow!("a shard failed: {e}"));
+        self.stopped.store(true, Ordering::Relaxed);
+        result
     }
 }

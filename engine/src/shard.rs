@@ -24,6 +24,7 @@ use crate::rtb::Registry;
 use crate::rtb::fanout::{Collected, ExternalWin, ShardRtb};
 use crate::rtb::health::{DspTotals, HealthTable};
 use crate::rtb::metrics::RtbSnapshot;
+use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
 /// Immutable state every shard reads.
@@ -32,6 +33,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     /// External DSPs (empty: RTB off).
     pub registry: Arc<Registry>,
+    /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// Messages between shards.
@@ -171,6 +174,12 @@ impl Service for EngineShard {
                 monoio::spawn(health_loop(self.clone(), ctx.clone()));
             }
         }
+        let heartbeat = Duration::from_millis(self.shared.config.server.heartbeat_ms);
+        monoio::spawn(heartbeat_loop(
+            ctx.id().0,
+            self.shared.heartbeats.clone(),
+            heartbeat,
+        ));
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -208,6 +217,7 @@ impl Handler for Front {
             (Method::Get, "/health") => self.health(resp),
             (Method::Get, "/metrics") => self.metrics(resp).await,
             (Method::Get, "/stats") => self.stats(resp).await,
+            (Method::Get, "/dashboard") => dashboard(resp),
             (Method::Get, "/notice/win") => {
                 bump(&self.shard.metrics.win_notices, 1);
                 resp.status(204);
@@ -217,9 +227,11 @@ impl Handler for Front {
                 resp.status(204);
             }
             (_, "/openrtb2/auction") => method_not_allowed(resp, "POST"),
-            (_, "/health" | "/metrics" | "/stats" | "/notice/win" | "/notice/billing") => {
-                method_not_allowed(resp, "GET")
-            }
+            (
+                _,
+                "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
+                | "/notice/billing",
+            ) => method_not_allowed(resp, "GET"),
             _ => {
                 resp.status(404)
                     .header("content-type", "text/plain")
@@ -227,6 +239,16 @@ impl Handler for Front {
             }
         }
     }
+}
+
+/// The live per-core dashboard: one static page (no external assets) that polls `/stats`.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+fn dashboard(resp: &mut Response) {
+    resp.status(200)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(DASHBOARD_HTML.as_bytes());
 }
 
 fn method_not_allowed(resp: &mut Response, allow: &str) {

@@ -157,6 +157,7 @@ fn config(url: &str, rate: f64, duration_ms: u64, connections: usize) -> LoadCon
         seed: 42,
         driver: Driver::Auto,
         timer_spin: TIMER_SPIN_DEFAULT,
+        phases: None,
         body: BodySource::Generated {
             users: UserSource::Synthetic { user_count: 1000 },
             pool_size: 200,
@@ -472,4 +473,96 @@ fn binary_rejects_bad_arguments_with_a_message() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad duration"));
+}
+
+/// Runs the binary against `server` with `extra` arguments; returns stdout.
+fn run_binary(server: &TestServer, extra: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rtb-load"))
+        .args([
+            "--target",
+            &server.url(),
+            "--connections",
+            "4",
+            "--timeout",
+            "2s",
+        ])
+        .args(["--pool", "200", "--user-count", "100"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn phases_report_hgrm_and_compare() {
+    let server = TestServer::start(Mode::Alternate);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("base");
+    let prefix_arg = prefix.to_str().unwrap();
+    let stdout = run_binary(
+        &server,
+        &[
+            "--phases",
+            "100@500ms,100..300@500ms",
+            "--bot-share",
+            "0.2",
+            "--report",
+            prefix_arg,
+        ],
+    );
+    assert!(stdout.contains("Phases:"), "{stdout}");
+    let report: sonic_rs::Value =
+        sonic_rs::from_slice(&std::fs::read(dir.path().join("base.json")).unwrap()).unwrap();
+    let phases = report["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    // 50 requests in the constant phase, 100 in the ramp (its mean rate is 200/s).
+    let sent: Vec<u64> = phases.iter().map(|p| p["sent"].as_u64().unwrap()).collect();
+    assert_eq!(sent, vec![50, 100], "{report}");
+    assert_eq!(report["sent"].as_u64(), Some(150));
+    let bots = report["bots_sent"].as_u64().unwrap();
+    assert!((5..=70).contains(&bots), "bots {bots} of 150");
+    let hgrm = std::fs::read_to_string(dir.path().join("base.hgrm")).unwrap();
+    assert!(
+        hgrm.contains("Value") && hgrm.contains("1/(1-Percentile)"),
+        "{hgrm}"
+    );
+    assert!(hgrm.contains("Total count    ="), "{hgrm}");
+
+    let json = dir.path().join("base.json");
+    let stdout = run_binary(
+        &server,
+        &[
+            "--scenario",
+            "spike",
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--compare",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(stdout.contains("Compared with"), "{stdout}");
+    assert!(stdout.contains("rate achieved (req/s)"), "{stdout}");
+}
+
+#[test]
+fn compare_with_a_missing_file_fails_before_the_run() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rtb-load"))
+        .args([
+            "--target",
+            "http://127.0.0.1:1/",
+            "--compare",
+            "/nonexistent/base.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/base.json"), "{stderr}");
 }

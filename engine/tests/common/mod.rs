@@ -169,7 +169,7 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
-fn try_request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Resp> {
+pub fn try_request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(raw)?;

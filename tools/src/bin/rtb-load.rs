@@ -1,12 +1,14 @@
 //! `rtb-load`: open-loop, constant-rate OpenRTB load generator (wrk2-style).
 //! A thin command-line wrapper over `tools::load`; all logic lives there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
 use tools::load::config::{self, BODY_FILE_BYTES_MAX};
+use tools::load::profile::RateProfile;
 use tools::load::{BodySource, Driver, LoadConfig, RequestMix, Target, UserSource};
+use tools::load::{compare, hgrm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,25 +71,93 @@ struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write PREFIX.hgrm (the HdrHistogram percentile distribution of the corrected latency, in
+    /// wrk2's format, milliseconds) and PREFIX.json (the summary).
+    #[arg(long, value_name = "PREFIX")]
+    report: Option<PathBuf>,
+    /// Print this run's figures as ratios against an earlier --json/--report summary.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+    /// Rate over time around --rate and --duration: constant, ramp (10 % -> 100 % of --rate),
+    /// step (25/50/75/100 %), spike (5x --rate for a tenth of the run).
+    #[arg(long, default_value = "constant", conflicts_with = "phases")]
+    scenario: String,
+    /// Explicit phases instead of --rate/--duration/--scenario: RATE@DUR or FROM..TO@DUR, comma
+    /// separated, e.g. 1000@10s,1000..8000@30s,20000@2s,1000@10s.
+    #[arg(long)]
+    phases: Option<String>,
+    /// Share of requests sent by bot clients (datacenter IPs, scripted or headless agents).
+    #[arg(long, default_value_t = 0.0)]
+    bot_share: f64,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = to_config(&args)?;
+    // Read the baseline first so a bad --compare file fails before the run, not after.
+    let baseline = match &args.compare {
+        Some(path) => Some(compare::load_report(path)?),
+        None => None,
+    };
     let outcome = tools::load::run(&config).context("load run failed")?;
     print!("{}", outcome.report.to_table(&outcome.stats));
     if let Some(path) = &args.json {
-        std::fs::write(path, outcome.report.to_json())
-            .with_context(|| format!("cannot write JSON report to {}", path.display()))?;
+        write_file(path, &outcome.report.to_json())?;
+    }
+    if let Some(prefix) = &args.report {
+        write_file(
+            &with_suffix(prefix, "hgrm"),
+            &hgrm::percentile_distribution(&outcome.stats.latency_us),
+        )?;
+        write_file(&with_suffix(prefix, "json"), &outcome.report.to_json())?;
+    }
+    if let (Some(before), Some(path)) = (&baseline, &args.compare) {
+        print!(
+            "{}",
+            compare::compare_table(before, &outcome.report, &path.display().to_string())
+        );
     }
     Ok(())
 }
 
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `out/run1` -> `out/run1.hgrm`; keeps dots already in the name (`run-1.5k` -> `run-1.5k.hgrm`).
+fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// The measured rate curve: --phases, or --scenario around --rate over --duration.
+fn rate_profile(args: &Args) -> anyhow::Result<Option<RateProfile>> {
+    if let Some(spec) = &args.phases {
+        return Ok(Some(RateProfile::parse(spec)?));
+    }
+    if args.scenario == "constant" {
+        return Ok(None);
+    }
+    let duration = config::parse_duration(&args.duration)?;
+    Ok(Some(RateProfile::preset(
+        &args.scenario,
+        args.rate,
+        duration,
+    )?))
+}
+
 fn to_config(args: &Args) -> anyhow::Result<LoadConfig> {
+    let phases = rate_profile(args)?;
+    let (rate_per_s, duration) = match &phases {
+        Some(p) => (p.peak_rate(), p.duration()),
+        None => (args.rate, config::parse_duration(&args.duration)?),
+    };
     let config = LoadConfig {
         target: Target::parse(&args.target)?,
-        rate_per_s: args.rate,
-        duration: config::parse_duration(&args.duration)?,
+        rate_per_s,
+        duration,
         warmup: config::parse_duration(&args.warmup)?,
         connections: args.connections,
         threads: args.threads,
@@ -96,6 +166,7 @@ fn to_config(args: &Args) -> anyhow::Result<LoadConfig> {
         body: body_source(args)?,
         driver: Driver::parse(&args.driver)?,
         timer_spin: config::parse_duration(&args.timer_spin)?,
+        phases,
     };
     config.validate()?;
     Ok(config)
@@ -128,6 +199,7 @@ fn body_source(args: &Args) -> anyhow::Result<BodySource> {
             site_share: args.site_share,
             video_share: args.video_share,
             tmax_ms: args.tmax,
+            bot_share: args.bot_share,
         },
     })
 }

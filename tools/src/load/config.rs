@@ -25,6 +25,8 @@ pub const USER_COUNT_MAX: usize = 50_000_000;
 /// Why a configuration value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
     #[error("bad target URL {url:?}: {reason}")]
     Target { url: String, reason: String },
     #[error("bad duration {text:?}: expected a number with a unit (ms, s, m, h), e.g. 20s")]
@@ -157,6 +159,9 @@ pub struct RequestMix {
     pub video_share: f64,
     /// `tmax` in milliseconds written into every request.
     pub tmax_ms: u32,
+    /// Share of requests sent by bot-like clients (datacenter IPs, headless or scripted user
+    /// agents, a few device ids hammering), in [0, 1]; for fraud and integrity work.
+    pub bot_share: f64,
 }
 
 impl Default for RequestMix {
@@ -165,6 +170,7 @@ impl Default for RequestMix {
             site_share: 0.6,
             video_share: 0.2,
             tmax_ms: 120,
+            bot_share: 0.0,
         }
     }
 }
@@ -222,6 +228,9 @@ pub struct LoadConfig {
     /// sleeps until `intended - timer_spin` and yields in a loop for the rest.
     /// Zero saves CPU but adds 0-2 ms of timer slop to the corrected latency.
     pub timer_spin: Duration,
+    /// Rate over time (ramp, step, spike); `None` runs at `rate_per_s` for `duration`.
+    /// When set, `rate_per_s` and `duration` must be its peak rate and total duration.
+    pub phases: Option<super::profile::RateProfile>,
 }
 
 /// Default [`LoadConfig::timer_spin`]: off. Spinning keeps a core busy, which on a
@@ -302,6 +311,12 @@ fn validate_generated(
         "video-share",
         mix.video_share,
         (0.0..=1.0).contains(&mix.video_share),
+        "must be in [0, 1]",
+    )?;
+    check(
+        "bot-share",
+        mix.bot_share,
+        (0.0..=1.0).contains(&mix.bot_share),
         "must be in [0, 1]",
     )?;
     check(
@@ -397,6 +412,7 @@ mod tests {
             seed: 1,
             driver: Driver::Auto,
             timer_spin: TIMER_SPIN_DEFAULT,
+            phases: None,
             body: BodySource::Generated {
                 users: UserSource::Synthetic { user_count: 10 },
                 pool_size: 10,

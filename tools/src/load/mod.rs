@@ -13,8 +13,11 @@
 //! omission corrected); the uncorrected service time is kept apart.
 
 pub mod client;
+pub mod compare;
 pub mod config;
+pub mod hgrm;
 pub mod population;
+pub mod profile;
 pub mod report;
 pub mod request;
 pub mod scheduler;
@@ -29,6 +32,7 @@ pub use report::LoadReport;
 pub use request::{RequestError, RequestPool};
 pub use stats::Stats;
 
+use profile::RateProfile;
 use report::RunFacts;
 use scheduler::{RunPlan, START_DELAY, Schedule, ScheduleError};
 
@@ -92,13 +96,17 @@ pub fn load_population(users: &UserSource, seed: u64) -> Result<Population, Popu
 /// Runs the load with an already-built pool.
 pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunOutcome, LoadError> {
     config.validate()?;
-    let schedule = Schedule {
-        start: Instant::now() + START_DELAY,
-        rate_per_s: config.rate_per_s,
-        connections: config.connections as u64,
-        warmup: config.warmup,
-        end: config.warmup + config.duration,
+    let measured = match &config.phases {
+        Some(profile) => profile.clone(),
+        None => RateProfile::constant(config.rate_per_s, config.duration)?,
     };
+    let schedule = Schedule::new(
+        Instant::now() + START_DELAY,
+        &measured,
+        config.warmup,
+        config.connections as u64,
+    )?;
+    let measured_from = schedule.start + schedule.warmup;
     let plan = RunPlan {
         addr: config.target.addr,
         schedule,
@@ -109,21 +117,21 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         timer_spin: config.timer_spin,
     };
     let stats = scheduler::run_threads(&plan)?;
-    let measured_from = schedule.start + schedule.warmup;
     let facts = RunFacts {
         target: config.target.url.clone(),
         threads: config.threads,
         connections: config.connections,
-        rate_target: config.rate_per_s,
+        // The mean intended rate (the rate itself for a constant run).
+        rate_target: measured.total_count() / measured.duration().as_secs_f64(),
         // At least the configured window, longer when the run drained a backlog.
         duration_s: Instant::now()
             .saturating_duration_since(measured_from)
-            .max(config.duration)
+            .max(measured.duration())
             .as_secs_f64(),
         warmup_s: config.warmup.as_secs_f64(),
     };
     Ok(RunOutcome {
-        report: LoadReport::new(facts, &stats),
+        report: LoadReport::new(facts, &stats).with_phases(measured.phases(), &stats),
         stats,
     })
 }

@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::profile::Phase;
 use super::stats::{ErrorCounts, STATUS_CODES, Stats};
 
 /// Percentiles shown in the table, as (quantile, label).
 const TABLE_QUANTILES: [f64; 8] = [0.5, 0.75, 0.9, 0.99, 0.999, 0.9999, 0.99999, 1.0];
 
 /// A latency summary in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: u64,
     pub p75: u64,
@@ -47,7 +48,7 @@ impl Percentiles {
 }
 
 /// Failures by kind, as written in the JSON report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorsByKind {
     pub connect: u64,
     pub write: u64,
@@ -67,7 +68,7 @@ impl From<ErrorCounts> for ErrorsByKind {
 }
 
 /// Everything a run measured; serializes to the `--json` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     pub target: String,
     pub threads: usize,
@@ -96,6 +97,28 @@ pub struct LoadReport {
     pub service_time_us: Percentiles,
     /// Send start minus intended time: timer slop when small, backlog when large.
     pub send_lag_us: Percentiles,
+    /// Measured requests sent by bot clients (`--bot-share`).
+    #[serde(default)]
+    pub bots_sent: u64,
+    /// One entry per phase of the rate profile (one for a constant run).
+    #[serde(default)]
+    pub phases: Vec<PhaseReport>,
+}
+
+/// What one phase of a ramp, step or spike run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub from_rate: f64,
+    pub to_rate: f64,
+    pub duration_s: f64,
+    pub sent: u64,
+    pub completed: u64,
+    /// Errors of every kind plus timeouts.
+    pub failed: u64,
+    /// Completed per second of the phase's intended duration.
+    pub rate_achieved: f64,
+    pub latency_us: Percentiles,
 }
 
 /// Run facts the statistics do not carry.
@@ -144,7 +167,29 @@ impl LoadReport {
             latency_us: Percentiles::of(&stats.latency_us),
             service_time_us: Percentiles::of(&stats.service_us),
             send_lag_us: Percentiles::of(&stats.send_lag_us),
+            bots_sent: stats.bots_sent,
+            phases: Vec::new(),
         }
+    }
+
+    /// Adds the per-phase figures (`phases` as run, `stats.phases` as measured).
+    pub fn with_phases(mut self, phases: &[Phase], stats: &Stats) -> LoadReport {
+        self.phases = phases
+            .iter()
+            .zip(&stats.phases)
+            .map(|(p, s)| PhaseReport {
+                name: p.name.clone(),
+                from_rate: p.from_rate,
+                to_rate: p.to_rate,
+                duration_s: p.duration.as_secs_f64(),
+                sent: s.sent,
+                completed: s.completed,
+                failed: s.failed,
+                rate_achieved: s.completed as f64 / p.duration.as_secs_f64(),
+                latency_us: Percentiles::of(&s.latency_us),
+            })
+            .collect();
+        self
     }
 
     /// Pretty JSON for `--json`.
@@ -190,7 +235,37 @@ impl LoadReport {
             human_us(self.send_lag_us.max)
         );
         self.write_counts(&mut out);
+        if self.bots_sent > 0 {
+            let _ = writeln!(out, "  Bot clients sent {} of the requests", self.bots_sent);
+        }
+        self.write_phases(&mut out);
         out
+    }
+
+    /// One line per phase when the run had several (ramp, step, spike).
+    fn write_phases(&self, out: &mut String) {
+        if self.phases.len() < 2 {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "  Phases: {:<12} {:>17} {:>9} {:>10} {:>7} {:>9} {:>9} {:>9}",
+            "name", "rate (req/s)", "sent", "achieved", "failed", "p50", "p99", "p99.9"
+        );
+        for p in &self.phases {
+            let _ = writeln!(
+                out,
+                "          {:<12} {:>17} {:>9} {:>10.1} {:>7} {:>9} {:>9} {:>9}",
+                p.name,
+                format!("{:.0}..{:.0}", p.from_rate, p.to_rate),
+                p.sent,
+                p.rate_achieved,
+                p.failed,
+                human_us(p.latency_us.p50),
+                human_us(p.latency_us.p99),
+                human_us(p.latency_us.p99_9)
+            );
+        }
     }
 
     fn write_counts(&self, out: &mut String) {

@@ -205,6 +205,38 @@ pub fn write_body<R: Rng + ?Sized>(
     Ok(())
 }
 
+/// Bot clients mixed in by `bot_share`: few device ids sending a lot, from cloud datacenter
+/// ranges, with scripted or headless user agents. An integrity filter should flag them all.
+const BOT_USER_AGENTS: [&str; 5] = [
+    "python-requests/2.31.0",
+    "curl/8.5.0",
+    "Go-http-client/1.1",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+];
+/// Documentation-style datacenter prefixes (AWS, GCP, Azure, OVH, Hetzner public ranges).
+const BOT_IP_PREFIXES: [&str; 5] = ["3.80.", "35.190.", "20.42.", "51.75.", "88.99."];
+const BOT_CLIENTS: usize = 20;
+
+fn bot_users() -> Vec<User> {
+    (0..BOT_CLIENTS)
+        .map(|k| User {
+            user_id: format!("bot-{k:02}"),
+            country: "USA".into(),
+            region: "VA".into(),
+            devicetype: 2,
+            os: "Linux".into(),
+            make: String::new(),
+            model: String::new(),
+            ip: format!("{}{}.{}", BOT_IP_PREFIXES[k % 5], k, 10 + k),
+            ua: BOT_USER_AGENTS[k % BOT_USER_AGENTS.len()].into(),
+            lat: 38.9,
+            lon: -77.4,
+            activity: 1.0,
+        })
+        .collect()
+}
+
 /// Clamps a share into [0, 1] (NaN counts as 0) so sampling cannot panic.
 fn probability(share: f64) -> f64 {
     if share.is_nan() {
@@ -328,6 +360,8 @@ struct Entry {
     /// Offset of the id digits within the entry; `None` for a fixed body.
     id_offset: Option<usize>,
     body_offset: usize,
+    /// Sent by one of the bot clients (`RequestMix::bot_share`).
+    bot: bool,
 }
 
 /// Pre-built complete HTTP requests, cycled through by request number.
@@ -352,11 +386,18 @@ impl RequestPool {
             entries: Vec::with_capacity(pool_size),
         };
         let mut body = Vec::with_capacity(2048);
+        let bots = bot_users();
+        let bot_p = probability(mix.bot_share);
         for _ in 0..pool_size {
             body.clear();
-            let user = population.sample(&mut rng);
+            let is_bot = bot_p > 0.0 && rng.random_bool(bot_p);
+            let user = if is_bot {
+                &bots[rng.random_range(0..bots.len())]
+            } else {
+                population.sample(&mut rng)
+            };
             write_body(&mut rng, user, mix, &mut body)?;
-            pool.push(target, &body, Some(ID_PREFIX.len()))?;
+            pool.push(target, &body, Some(ID_PREFIX.len()), is_bot)?;
         }
         Ok(pool)
     }
@@ -367,7 +408,7 @@ impl RequestPool {
             bytes: Vec::new(),
             entries: Vec::with_capacity(1),
         };
-        pool.push(target, body, None)?;
+        pool.push(target, body, None, false)?;
         Ok(pool)
     }
 
@@ -376,6 +417,7 @@ impl RequestPool {
         target: &Target,
         body: &[u8],
         id_in_body: Option<usize>,
+        bot: bool,
     ) -> Result<(), RequestError> {
         let start = self.bytes.len();
         let head = format!(
@@ -396,6 +438,7 @@ impl RequestPool {
             len: head.len() + body.len(),
             id_offset: id_in_body.map(|o| head.len() + o),
             body_offset: head.len(),
+            bot,
         });
         Ok(())
     }
@@ -423,6 +466,11 @@ impl RequestPool {
         if let Some(offset) = e.id_offset {
             write_fixed_width(request_no, &mut out[offset..offset + ID_DIGITS]);
         }
+    }
+
+    /// Whether request number `request_no` comes from a bot client.
+    pub fn is_bot(&self, request_no: u64) -> bool {
+        self.entries[(request_no % self.entries.len() as u64) as usize].bot
     }
 
     /// Largest request in bytes (to size send buffers once).
@@ -486,6 +534,7 @@ mod tests {
             site_share: 1.0,
             video_share: 1.0,
             tmax_ms: 80,
+            bot_share: 0.0,
         };
         let pool = RequestPool::generated(&target(), &pop, &all_site_video, 20, 3).unwrap();
         for i in 0..pool.len() {
@@ -498,6 +547,7 @@ mod tests {
             site_share: 0.0,
             video_share: 0.0,
             tmax_ms: 80,
+            bot_share: 0.0,
         };
         let pool = RequestPool::generated(&target(), &pop, &all_app_banner, 20, 3).unwrap();
         for i in 0..pool.len() {
@@ -505,5 +555,27 @@ mod tests {
             assert!(v.get("app").is_some() && v.get("site").is_none());
             assert!(v["imp"][0].get("banner").is_some());
         }
+    }
+
+    #[test]
+    fn bot_share_mixes_in_flagged_bot_clients() {
+        let pop = Population::synthesize(100, 2).unwrap();
+        let mix = RequestMix {
+            bot_share: 0.25,
+            ..RequestMix::default()
+        };
+        let pool = RequestPool::generated(&target(), &pop, &mix, 400, 7).unwrap();
+        let bots: Vec<usize> = (0..pool.len()).filter(|&i| pool.is_bot(i as u64)).collect();
+        assert!(
+            (60..140).contains(&bots.len()),
+            "{} bots of 400",
+            bots.len()
+        );
+        for &i in &bots {
+            let v: sonic_rs::Value = sonic_rs::from_slice(pool.body(i)).unwrap();
+            assert!(v["user"]["id"].as_str().unwrap().starts_with("bot-"));
+        }
+        let none = RequestPool::generated(&target(), &pop, &RequestMix::default(), 100, 7).unwrap();
+        assert!((0..100).all(|i| !none.is_bot(i)));
     }
 }

@@ -1,5 +1,6 @@
 //! The open-loop schedule and the threads that follow it. Request `k` is intended
-//! at `start + k / rate`; connection `c` of `C` owns requests `c, c + C, c + 2C, ...`
+//! at `start + t` where the rate profile's cumulative count reaches `k` (`k / rate` for a
+//! constant rate); connection `c` of `C` owns requests `c, c + C, c + 2C, ...`
 //! and sends each at its intended time, or at once when behind (so a slow server
 //! shows as latency, not as a lower send rate). One monoio runtime per thread;
 //! connections are split across threads; nothing is shared between threads but
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use monoio::time::{Instant as MonoInstant, sleep_until, timeout_at};
 
 use super::client::{Connection, FailureKind, connect};
-use super::config::Driver;
+use super::config::{ConfigError, Driver};
+use super::profile::{Phase, RateProfile};
 use super::request::RequestPool;
 use super::stats::Stats;
 
@@ -43,27 +45,72 @@ pub enum ScheduleError {
 }
 
 /// When each request is due. Offsets are relative to `start`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Schedule {
     pub start: Instant,
-    pub rate_per_s: f64,
+    /// The rate curve from `start`, warm-up included (as its first phase when there is one).
+    pub profile: RateProfile,
     pub connections: u64,
     /// Requests intended before this offset are warm-up (not measured).
     pub warmup: Duration,
+    /// Profile phases before the first measured one (1 with a warm-up, else 0).
+    pub warmup_phases: usize,
     /// No request intended at or after this offset is sent; nothing is sent after
     /// `start + end` either.
     pub end: Duration,
 }
 
 impl Schedule {
-    /// Offset from `start` at which request `request_no` is intended.
-    pub fn offset(&self, request_no: u64) -> Duration {
-        Duration::from_secs_f64(request_no as f64 / self.rate_per_s)
+    /// A schedule that warms up at the profile's first rate for `warmup`, then follows `measured`.
+    pub fn new(
+        start: Instant,
+        measured: &RateProfile,
+        warmup: Duration,
+        connections: u64,
+    ) -> Result<Schedule, ConfigError> {
+        let mut phases = Vec::with_capacity(measured.phases().len() + 1);
+        if !warmup.is_zero() {
+            phases.push(Phase {
+                name: "warmup".into(),
+                duration: warmup,
+                from_rate: measured.first_rate().max(1.0),
+                to_rate: measured.first_rate().max(1.0),
+            });
+        }
+        let warmup_phases = phases.len();
+        phases.extend(measured.phases().iter().cloned());
+        let profile = RateProfile::new(phases)?;
+        Ok(Schedule {
+            start,
+            end: profile.duration(),
+            profile,
+            connections,
+            warmup,
+            warmup_phases,
+        })
+    }
+
+    /// Offset from `start` at which request `request_no` is intended (`None` past the end).
+    pub fn offset(&self, request_no: u64) -> Option<Duration> {
+        self.profile.offset(request_no)
+    }
+
+    /// Index among the measured phases of a request intended at `offset` (`None` in warm-up).
+    pub fn measured_phase(&self, offset: Duration) -> Option<usize> {
+        if offset < self.warmup {
+            return None;
+        }
+        Some(self.profile.phase_at(offset) - self.warmup_phases)
+    }
+
+    /// Number of measured phases.
+    pub fn measured_phases(&self) -> usize {
+        self.profile.phases().len() - self.warmup_phases
     }
 
     /// Number of requests intended inside `[0, end)`.
     pub fn requests_in_window(&self) -> u64 {
-        (self.end.as_secs_f64() * self.rate_per_s).ceil() as u64
+        self.profile.total_count().ceil() as u64
     }
 
     /// Requests owned by connection `c` numbered `from` or later and intended before `end`.
@@ -121,7 +168,8 @@ fn connections_of(thread: usize, plan: &RunPlan) -> impl Iterator<Item = u64> {
 }
 
 fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
-    let stats = Rc::new(RefCell::new(Stats::new()));
+    let phases = plan.schedule.measured_phases();
+    let stats = Rc::new(RefCell::new(Stats::with_phases(phases)));
     block_on(plan.driver, async {
         let tasks: Vec<_> = connections_of(thread, plan)
             .map(|index| {
@@ -138,7 +186,7 @@ fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
         }
     })
     .map_err(|source| ScheduleError::Runtime { thread, source })?;
-    Ok(stats.replace(Stats::new()))
+    Ok(stats.replace(Stats::with_phases(phases)))
 }
 
 /// Runs `future` to completion on a fresh monoio runtime with the chosen driver.
@@ -171,16 +219,15 @@ struct ConnectionDriver {
 
 impl ConnectionDriver {
     async fn run(self) {
-        let schedule = self.plan.schedule;
+        let schedule = &self.plan.schedule;
         let mut conn = Connection::new(self.plan.pool.request_bytes_max());
         self.preconnect(&mut conn).await;
         let end_at = schedule.start + schedule.end;
         let mut request_no = self.index;
         loop {
-            let offset = schedule.offset(request_no);
-            if offset >= schedule.end {
+            let Some(offset) = schedule.offset(request_no).filter(|o| *o < schedule.end) else {
                 return;
-            }
+            };
             let intended = schedule.start + offset;
             let now = Instant::now();
             if now >= end_at {
@@ -190,8 +237,13 @@ impl ConnectionDriver {
             if intended > now {
                 wait_until(intended, self.plan.timer_spin).await;
             }
-            self.attempt(&mut conn, request_no, intended, offset >= schedule.warmup)
-                .await;
+            self.attempt(
+                &mut conn,
+                request_no,
+                intended,
+                schedule.measured_phase(offset),
+            )
+            .await;
             request_no = match request_no.checked_add(schedule.connections) {
                 Some(next) => next,
                 None => return,
@@ -214,21 +266,23 @@ impl ConnectionDriver {
         conn: &mut Connection,
         request_no: u64,
         intended: Instant,
-        measured: bool,
+        phase: Option<usize>,
     ) {
         let deadline = MonoInstant::from_std(Instant::now() + self.plan.timeout);
         if !conn.is_open() {
             match timeout_at(deadline, connect(self.plan.addr)).await {
                 Ok(Ok(stream)) => conn.attach(stream),
                 _ => {
-                    if measured {
-                        self.stats.borrow_mut().errors.connect += 1;
+                    if let Some(phase) = phase {
+                        let mut stats = self.stats.borrow_mut();
+                        stats.errors.connect += 1;
+                        stats.phases[phase].failed += 1;
                     }
                     return;
                 }
             }
         }
-        if !measured {
+        let Some(phase) = phase else {
             self.stats.borrow_mut().warmup_sent += 1;
             if timeout_at(deadline, conn.exchange(&self.plan.pool, request_no))
                 .await
@@ -237,24 +291,41 @@ impl ConnectionDriver {
                 conn.close();
             }
             return;
+        };
+        {
+            let mut stats = self.stats.borrow_mut();
+            stats.sent += 1;
+            stats.phases[phase].sent += 1;
+            if self.plan.pool.is_bot(request_no) {
+                stats.bots_sent += 1;
+            }
         }
-        self.stats.borrow_mut().sent += 1;
         let sent_at = Instant::now();
         let outcome = timeout_at(deadline, conn.exchange(&self.plan.pool, request_no)).await;
         let done_at = Instant::now();
         let mut stats = self.stats.borrow_mut();
         match outcome {
-            Ok(Ok(response)) => stats.record_response(
-                response.status,
-                micros(done_at.saturating_duration_since(intended)),
-                micros(done_at.saturating_duration_since(sent_at)),
-            ),
-            Ok(Err(error)) => match error.kind() {
-                FailureKind::Write => stats.errors.write += 1,
-                FailureKind::Read => stats.errors.read += 1,
-                FailureKind::Parse => stats.errors.parse += 1,
-            },
+            Ok(Ok(response)) => {
+                let latency_us = micros(done_at.saturating_duration_since(intended));
+                stats.record_response(
+                    response.status,
+                    latency_us,
+                    micros(done_at.saturating_duration_since(sent_at)),
+                );
+                let p = &mut stats.phases[phase];
+                p.completed += 1;
+                p.latency_us.saturating_record(latency_us.max(1));
+            }
+            Ok(Err(error)) => {
+                stats.phases[phase].failed += 1;
+                match error.kind() {
+                    FailureKind::Write => stats.errors.write += 1,
+                    FailureKind::Read => stats.errors.read += 1,
+                    FailureKind::Parse => stats.errors.parse += 1,
+                }
+            }
             Err(_elapsed) => {
+                stats.phases[phase].failed += 1;
                 stats.timeouts += 1;
                 conn.close();
             }
@@ -302,13 +373,8 @@ mod tests {
     use super::*;
 
     fn schedule(rate: f64, connections: u64, end_s: u64) -> Schedule {
-        Schedule {
-            start: Instant::now(),
-            rate_per_s: rate,
-            connections,
-            warmup: Duration::ZERO,
-            end: Duration::from_secs(end_s),
-        }
+        let profile = RateProfile::constant(rate, Duration::from_secs(end_s)).unwrap();
+        Schedule::new(Instant::now(), &profile, Duration::ZERO, connections).unwrap()
     }
 
     #[test]
@@ -323,10 +389,23 @@ mod tests {
     #[test]
     fn offsets_follow_rate() {
         let s = schedule(500.0, 4, 2);
-        assert_eq!(s.offset(0), Duration::ZERO);
-        assert_eq!(s.offset(500), Duration::from_secs(1));
-        assert_eq!(s.offset(1), Duration::from_millis(2));
+        assert_eq!(s.offset(0), Some(Duration::ZERO));
+        assert_eq!(s.offset(500), Some(Duration::from_secs(1)));
+        assert_eq!(s.offset(1), Some(Duration::from_millis(2)));
+        assert_eq!(s.offset(1000), None);
         assert_eq!(s.requests_in_window(), 1000);
+    }
+
+    #[test]
+    fn warmup_runs_at_the_first_rate_and_is_not_a_measured_phase() {
+        let measured = RateProfile::parse("100@1s,200@1s").unwrap();
+        let s = Schedule::new(Instant::now(), &measured, Duration::from_secs(2), 1).unwrap();
+        assert_eq!(s.measured_phases(), 2);
+        assert_eq!(s.end, Duration::from_secs(4));
+        assert_eq!(s.requests_in_window(), 200 + 100 + 200);
+        assert_eq!(s.measured_phase(Duration::from_millis(1999)), None);
+        assert_eq!(s.measured_phase(Duration::from_secs(2)), Some(0));
+        assert_eq!(s.measured_phase(Duration::from_millis(3500)), Some(1));
     }
 
     #[test]

@@ -56,6 +56,52 @@ pub struct Stats {
     pub unsent: u64,
     /// Requests sent during the warm-up (not in any other counter).
     pub warmup_sent: u64,
+    /// Measured requests sent by bot clients (also counted in `sent`).
+    pub bots_sent: u64,
+    /// Per measured phase of the rate profile (one entry for a constant run).
+    pub phases: Vec<PhaseStats>,
+}
+
+/// What one phase of the run observed.
+#[derive(Debug, Clone)]
+pub struct PhaseStats {
+    pub sent: u64,
+    pub completed: u64,
+    /// Errors of every kind plus timeouts.
+    pub failed: u64,
+    /// Corrected latency, as in [`Stats::latency_us`].
+    pub latency_us: Histogram<u64>,
+}
+
+impl PhaseStats {
+    pub fn new() -> PhaseStats {
+        PhaseStats {
+            sent: 0,
+            completed: 0,
+            failed: 0,
+            latency_us: new_histogram(),
+        }
+    }
+
+    fn merge(&mut self, other: &PhaseStats) {
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        merge_histogram(&mut self.latency_us, &other.latency_us);
+    }
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        PhaseStats::new()
+    }
+}
+
+fn merge_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Same bounds on both sides, so `add` cannot fail; saturate defensively.
+    for v in from.iter_recorded() {
+        into.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+    }
 }
 
 impl Stats {
@@ -71,7 +117,16 @@ impl Stats {
             timeouts: 0,
             unsent: 0,
             warmup_sent: 0,
+            bots_sent: 0,
+            phases: Vec::new(),
         }
+    }
+
+    /// Empty statistics with room for `phases` measured phases.
+    pub fn with_phases(phases: usize) -> Stats {
+        let mut s = Stats::new();
+        s.phases = (0..phases).map(|_| PhaseStats::new()).collect();
+        s
     }
 
     /// Records one completed response.
@@ -88,19 +143,16 @@ impl Stats {
 
     /// Adds another thread's statistics into this one.
     pub fn merge(&mut self, other: &Stats) {
-        // Same bounds on both sides, so `add` cannot fail; saturate defensively.
-        for v in other.latency_us.iter_recorded() {
-            self.latency_us
-                .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        merge_histogram(&mut self.latency_us, &other.latency_us);
+        merge_histogram(&mut self.service_us, &other.service_us);
+        merge_histogram(&mut self.send_lag_us, &other.send_lag_us);
+        if self.phases.len() < other.phases.len() {
+            self.phases.resize_with(other.phases.len(), PhaseStats::new);
         }
-        for v in other.service_us.iter_recorded() {
-            self.service_us
-                .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.merge(theirs);
         }
-        for v in other.send_lag_us.iter_recorded() {
-            self.send_lag_us
-                .saturating_record_n(v.value_iterated_to(), v.count_at_value());
-        }
+        self.bots_sent += other.bots_sent;
         self.sent += other.sent;
         self.completed += other.completed;
         for (mine, theirs) in self.status.iter_mut().zip(&other.status) {
