@@ -192,3 +192,26 @@ fn health_demotes_a_slow_dsp_and_promotes_it_after_recovery() {
     assert!(dsp_stat(&st, "slow", "score") > 85.0, "{st}");
     assert!(dsp_stat(&st, "slow", "wins") > 0.0);
 }
+
+#[test]
+fn concurrent_auctions_share_the_pools() {
+    let a = TestDsp::start(Mode::SlowBid(20.0, 5));
+    let b = TestDsp::start(Mode::SlowBid(10.0, 5));
+    let server = start("", &[(&a, "a", 1), (&b, "b", 1)]);
+    let winner = format!("seat-{}", a.addr.port());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (server, winner) = (&server, &winner);
+            s.spawn(move || {
+                for i in 0..5 {
+                    let r = server.auction(&request(&format!("c{t}-{i}")));
+                    assert_eq!(&seat(&r), winner);
+                }
+            });
+        }
+    });
+    let st = stats(&server);
+    assert_eq!(dsp_stat(&st, "a", "wins"), 40.0, "{st}");
+    assert_eq!(dsp_stat(&st, "a", "timeouts") + dsp_stat(&st, "b", "timeouts"), 0.0, "{st}");
+    assert_eq!(st["closed_all_answered"], 40, "{st}");
+}
