@@ -297,8 +297,19 @@ RTB: {} fan-outs, {} impressions won by DSPs; closed: {} all answered, {} at ope
     );
     println!(
         "{:<14} {:>4} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>6} {:>10}",
-        "dsp", "tier", "score", "requests", "answers", "bids", "wins", "timeouts", "errors",
-        "dropped", "p50ms", "p95ms", "won"
+        "dsp",
+        "tier",
+        "score",
+        "requests",
+        "answers",
+        "bids",
+        "wins",
+        "timeouts",
+        "errors",
+        "dropped",
+        "p50ms",
+        "p95ms",
+        "won"
     );
     for d in &r.dsps {
         println!(

@@ -83,7 +83,10 @@ fn a_stalled_dsp_never_delays_a_response_past_the_absolute_cutoff() {
     );
     // Server-side: no collection outlived the 120 ms absolute cutoff by more than timer slack.
     let slowest = st["collect_max_ms"].as_u64().unwrap();
-    assert!((70..=170).contains(&slowest), "slowest collection {slowest} ms");
+    assert!(
+        (70..=170).contains(&slowest),
+        "slowest collection {slowest} ms"
+    );
 }
 
 #[test]
@@ -92,7 +95,12 @@ fn faulty_answers_never_poison_the_pool() {
     let server = start("", &[(&flaky, "flaky", 1)]);
     let ours = format!("seat-{}", flaky.addr.port());
     assert_eq!(seat(&server.auction(&request("f0"))), ours);
-    let faults = [Mode::Malformed, Mode::Reset, Mode::HalfWritten, Mode::ServerError];
+    let faults = [
+        Mode::Malformed,
+        Mode::Reset,
+        Mode::HalfWritten,
+        Mode::ServerError,
+    ];
     for (i, fault) in faults.iter().enumerate() {
         flaky.set(fault.clone());
         let r = server.auction(&request(&format!("f{i}a")));
@@ -112,7 +120,10 @@ fn faulty_answers_never_poison_the_pool() {
     assert_eq!(errors("malformed"), 1, "{metrics}");
     assert_eq!(errors("status"), 1);
     assert_eq!(errors("reset"), 2, "reset and half-written");
-    assert_eq!(metric_sum(&metrics, "adcore_rtb_wins_total", &["dsp=\"flaky\""]), 5);
+    assert_eq!(
+        metric_sum(&metrics, "adcore_rtb_wins_total", &["dsp=\"flaky\""]),
+        5
+    );
 }
 
 #[test]
@@ -129,7 +140,10 @@ fn notices_carry_substituted_macros_and_loss_codes() {
     let bid = &r.json()["seatbid"][0]["bid"][0];
     assert_eq!(bid["adm"], "<div data-price=\"20\">ad</div>");
     assert_eq!(bid["price"], 20.0);
-    assert!(bid.get("nurl").is_none() && bid.get("lurl").is_none(), "{bid}");
+    assert!(
+        bid.get("nurl").is_none() && bid.get("lurl").is_none(),
+        "{bid}"
+    );
     let hp = high.addr.port();
     let mut got = high.wait_notices(2, Duration::from_secs(5));
     got.sort();
@@ -150,7 +164,11 @@ fn notices_carry_substituted_macros_and_loss_codes() {
     );
     let metrics = server.request(&common::get("/metrics")).text();
     assert_eq!(
-        metric_sum(&metrics, "adcore_rtb_dropped_bids_total", &["dsp=\"broken\"", "code=\"8\""]),
+        metric_sum(
+            &metrics,
+            "adcore_rtb_dropped_bids_total",
+            &["dsp=\"broken\"", "code=\"8\""]
+        ),
         1
     );
     let st = stats(&server);
@@ -168,8 +186,11 @@ fn health_demotes_a_slow_dsp_and_promotes_it_after_recovery() {
         "auto",
         &format!(
             "{cfg}\n{}\n{}",
-            slow.toml("slow", 1).replace("timeout_ms = 100", "timeout_ms = 80"),
-            steady.toml("steady", 1).replace("timeout_ms = 100", "timeout_ms = 80")
+            slow.toml("slow", 1)
+                .replace("timeout_ms = 100", "timeout_ms = 80"),
+            steady
+                .toml("steady", 1)
+                .replace("timeout_ms = 100", "timeout_ms = 80")
         ),
     );
     let tier_after = |want: f64, label: &str| {
@@ -182,7 +203,10 @@ fn health_demotes_a_slow_dsp_and_promotes_it_after_recovery() {
             if dsp_stat(&st, "slow", "tier") == want {
                 return st;
             }
-            assert!(Instant::now() < end, "slow DSP never reached tier {want}: {st}");
+            assert!(
+                Instant::now() < end,
+                "slow DSP never reached tier {want}: {st}"
+            );
         }
     };
     let st = tier_after(4.0, "down");
@@ -212,6 +236,10 @@ fn concurrent_auctions_share_the_pools() {
     });
     let st = stats(&server);
     assert_eq!(dsp_stat(&st, "a", "wins"), 40.0, "{st}");
-    assert_eq!(dsp_stat(&st, "a", "timeouts") + dsp_stat(&st, "b", "timeouts"), 0.0, "{st}");
+    assert_eq!(
+        dsp_stat(&st, "a", "timeouts") + dsp_stat(&st, "b", "timeouts"),
+        0.0,
+        "{st}"
+    );
     assert_eq!(st["closed_all_answered"], 40, "{st}");
 }

@@ -55,7 +55,9 @@ impl Collected {
     pub fn best_per_slot(&self, slots: usize) -> Vec<Option<usize>> {
         let mut best: Vec<Option<usize>> = vec![None; slots];
         for (i, b) in self.bids.iter().enumerate() {
-            let Some(cur) = best.get_mut(b.bid.slot) else { continue };
+            let Some(cur) = best.get_mut(b.bid.slot) else {
+                continue;
+            };
             match cur {
                 Some(j) if self.bids[*j].bid.price_cpm_micros >= b.bid.price_cpm_micros => {}
                 _ => *cur = Some(i),
@@ -93,7 +95,12 @@ pub struct ShardRtb {
 }
 
 impl ShardRtb {
-    pub fn new(registry: Arc<Registry>, cfg: &RtbConfig, reserve_cpm_micros: u64, shards: usize) -> ShardRtb {
+    pub fn new(
+        registry: Arc<Registry>,
+        cfg: &RtbConfig,
+        reserve_cpm_micros: u64,
+        shards: usize,
+    ) -> ShardRtb {
         let now = Instant::now();
         let pools = registry
             .dsps
@@ -194,7 +201,13 @@ impl ShardRtb {
         geo_region: &str,
     ) -> Option<Collected> {
         let c = &self.cfg;
-        let cut = cutoffs(received, tmax_ms, c.operational_cutoff_ms, c.absolute_cutoff_ms, c.response_reserve_ms)?;
+        let cut = cutoffs(
+            received,
+            tmax_ms,
+            c.operational_cutoff_ms,
+            c.absolute_cutoff_ms,
+            c.response_reserve_ms,
+        )?;
         let region = super::selection::region_of(country, geo_region, &self.home_region);
         let premium = super::selection::is_premium(req, c.premium_floor_cpm_micros);
         let health = self.health();
@@ -214,7 +227,9 @@ impl ShardRtb {
             return None;
         }
         let mut template = Template::new(req, self.reserve_cpm_micros);
-        let floors: Vec<u64> = (0..req.imp.len()).map(|i| template.floor_micros(i)).collect();
+        let floors: Vec<u64> = (0..req.imp.len())
+            .map(|i| template.floor_micros(i))
+            .collect();
         let calls = self.launch(&choices, &mut template, &health, &cut, now);
         self.metrics.total(|t| t.auctions += 1);
         let imp_ids: Vec<&str> = req.imp.iter().map(|i| i.id.as_str()).collect();
@@ -228,7 +243,8 @@ impl ShardRtb {
             called: choices.len(),
             ..Collected::default()
         };
-        self.gather(calls, &choices, &cut, now, &offer, &mut out).await;
+        self.gather(calls, &choices, &cut, now, &offer, &mut out)
+            .await;
         out.elapsed = received.elapsed();
         self.metrics.record_collect(out.elapsed);
         Some(out)
@@ -288,7 +304,11 @@ impl ShardRtb {
                 break;
             }
             let has_bid = !out.bids.is_empty();
-            let wake = if has_bid { cut.operational } else { cut.absolute };
+            let wake = if has_bid {
+                cut.operational
+            } else {
+                cut.absolute
+            };
             if Instant::now() >= wake {
                 self.metrics.total(|t| {
                     if has_bid {
@@ -358,7 +378,8 @@ impl ShardRtb {
                 validate(*resp, offer, &mut valid, &mut dropped);
                 w.bids += valid.len() as u64;
                 w.value_micros += valid.iter().map(|b| b.price_cpm_micros).sum::<u64>();
-                out.bids.extend(valid.into_iter().map(|bid| ExternalBid { dsp, bid }));
+                out.bids
+                    .extend(valid.into_iter().map(|bid| ExternalBid { dsp, bid }));
                 out.dropped.extend(dropped.into_iter().map(|d| (dsp, d)));
                 self.metrics.dsp(dsp, |m| {
                     m.responses += 1;
@@ -404,7 +425,8 @@ impl ShardRtb {
             wins.push(self.win(req, e, second, now));
         }
         let clearing = |slot: usize| {
-            internal_paid[slot].or_else(|| best[slot].map(|i| collected.bids[i].bid.price_cpm_micros))
+            internal_paid[slot]
+                .or_else(|| best[slot].map(|i| collected.bids[i].bid.price_cpm_micros))
         };
         for (i, e) in collected.bids.iter().enumerate() {
             if best[e.bid.slot] == Some(i) && internal_paid[e.bid.slot].is_none() {
@@ -412,7 +434,14 @@ impl ShardRtb {
             }
             self.metrics.dsp(e.dsp, |m| m.losses += 1);
             let code = loss::LOST_TO_HIGHER_BID;
-            self.loss_notice(req, e.dsp, &e.bid.bid, e.bid.seat.as_deref(), code, clearing(e.bid.slot));
+            self.loss_notice(
+                req,
+                e.dsp,
+                &e.bid.bid,
+                e.bid.seat.as_deref(),
+                code,
+                clearing(e.bid.slot),
+            );
         }
         for (dsp, d) in &collected.dropped {
             let price = d.slot.and_then(clearing);
@@ -423,7 +452,14 @@ impl ShardRtb {
 
     fn win(&self, req: &BidRequest, e: &ExternalBid, second: u64, now: Instant) -> ExternalWin {
         let price = e.bid.price_cpm_micros;
-        let values = macro_values(req, &e.bid.bid, e.bid.seat.as_deref(), Some(price), None, Some(second));
+        let values = macro_values(
+            req,
+            &e.bid.bid,
+            e.bid.seat.as_deref(),
+            Some(price),
+            None,
+            Some(second),
+        );
         let src = &e.bid.bid;
         let nurl = src.nurl.as_deref().map(|u| substitute(u, &values));
         let burl = src.burl.as_deref().map(|u| substitute(u, &values));
@@ -473,11 +509,21 @@ impl ShardRtb {
         }
     }
 
-    fn loss_notice(&self, req: &BidRequest, dsp: usize, bid: &Bid, seat: Option<&str>, code: u32, clearing: Option<u64>) {
+    fn loss_notice(
+        &self,
+        req: &BidRequest,
+        dsp: usize,
+        bid: &Bid,
+        seat: Option<&str>,
+        code: u32,
+        clearing: Option<u64>,
+    ) {
         if !self.cfg.loss_notices {
             return;
         }
-        let Some(lurl) = bid.lurl.as_deref() else { return };
+        let Some(lurl) = bid.lurl.as_deref() else {
+            return;
+        };
         let values = macro_values(req, bid, seat, clearing, Some(code), clearing);
         self.queue(NoticeKind::Loss, dsp, substitute(lurl, &values));
     }
@@ -538,11 +584,15 @@ impl Answer {
 
 fn error_kind(e: &ClientError) -> ErrorKind {
     match e {
-        ClientError::Connect(_) | ClientError::ConnectTimeout | ClientError::BackingOff => ErrorKind::Connect,
+        ClientError::Connect(_) | ClientError::ConnectTimeout | ClientError::BackingOff => {
+            ErrorKind::Connect
+        }
         ClientError::Reset | ClientError::Io(_) => ErrorKind::Reset,
         ClientError::PoolExhausted => ErrorKind::PoolExhausted,
         ClientError::TooLarge(_) => ErrorKind::TooLarge,
-        ClientError::Malformed(_) | ClientError::InvalidRequest(_) | ClientError::Timeout => ErrorKind::Malformed,
+        ClientError::Malformed(_) | ClientError::InvalidRequest(_) | ClientError::Timeout => {
+            ErrorKind::Malformed
+        }
     }
 }
 
@@ -566,10 +616,22 @@ mod tests {
     fn best_bid_per_slot_prefers_price_then_arrival() {
         let c = Collected {
             bids: vec![
-                ExternalBid { dsp: 0, bid: vb(0, 100, "a") },
-                ExternalBid { dsp: 1, bid: vb(0, 300, "b") },
-                ExternalBid { dsp: 2, bid: vb(0, 300, "c") },
-                ExternalBid { dsp: 2, bid: vb(2, 50, "d") },
+                ExternalBid {
+                    dsp: 0,
+                    bid: vb(0, 100, "a"),
+                },
+                ExternalBid {
+                    dsp: 1,
+                    bid: vb(0, 300, "b"),
+                },
+                ExternalBid {
+                    dsp: 2,
+                    bid: vb(0, 300, "c"),
+                },
+                ExternalBid {
+                    dsp: 2,
+                    bid: vb(2, 50, "d"),
+                },
             ],
             ..Collected::default()
         };

@@ -71,7 +71,11 @@ impl Window {
             start,
             bucket,
             dsps: (0..dsps)
-                .map(|_| (0..buckets).map(|_| (u64::MAX, DspTotals::default())).collect())
+                .map(|_| {
+                    (0..buckets)
+                        .map(|_| (u64::MAX, DspTotals::default()))
+                        .collect()
+                })
                 .collect(),
         }
     }
@@ -195,7 +199,13 @@ impl HealthTable {
 
 /// The seed's weighted score, 0-100, of one DSP's window.
 pub fn score(t: &DspTotals, cfg: &RtbConfig) -> f64 {
-    let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+    let ratio = |num: u64, den: u64| {
+        if den == 0 {
+            0.0
+        } else {
+            num as f64 / den as f64
+        }
+    };
     let global = cfg.global_timeout_ms as f64;
     let fast = cfg.health_fast_ms as f64;
     let p95 = if t.latency.count() == 0 {
@@ -242,7 +252,14 @@ pub fn next_tier(current: Tier, score: f64, h: f64) -> Tier {
 mod tests {
     use super::*;
 
-    fn totals(requests: u64, bids: u64, wins: u64, timeouts: u64, mean: u64, lat_ms: u64) -> DspTotals {
+    fn totals(
+        requests: u64,
+        bids: u64,
+        wins: u64,
+        timeouts: u64,
+        mean: u64,
+        lat_ms: u64,
+    ) -> DspTotals {
         let mut t = DspTotals {
             requests,
             bids,
@@ -267,7 +284,11 @@ mod tests {
         // P95 = 61 ms (bucket bound) => latency (100-61)/80 = 0.4875; half bid rate; no wins;
         // half value: 0.3*48.75 + 0.25*50 + 0 + 0.2*50 = 37.125.
         let mid = totals(100, 25, 0, 0, 1_000_000, 60);
-        assert!((score(&mid, &cfg) - 37.125).abs() < 1e-9, "{}", score(&mid, &cfg));
+        assert!(
+            (score(&mid, &cfg) - 37.125).abs() < 1e-9,
+            "{}",
+            score(&mid, &cfg)
+        );
         // Every request timed out: zero.
         let dead = totals(100, 0, 0, 100, 0, 0);
         assert_eq!(score(&dead, &cfg), 0.0);
@@ -275,7 +296,11 @@ mod tests {
         let mut some = totals(100, 50, 10, 10, 2_000_000, 10);
         some.latency.clear();
         some.latency.record_n_ms(10, 90);
-        assert!((score(&some, &cfg) - 97.0).abs() < 1e-9, "{}", score(&some, &cfg));
+        assert!(
+            (score(&some, &cfg) - 97.0).abs() < 1e-9,
+            "{}",
+            score(&some, &cfg)
+        );
     }
 
     #[test]

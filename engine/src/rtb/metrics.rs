@@ -81,7 +81,10 @@ impl DspCounters {
     }
 
     pub fn drop_code(&mut self, code: u32) {
-        let i = DROP_CODES.iter().position(|&c| c == code).unwrap_or(DROP_CODES.len());
+        let i = DROP_CODES
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(DROP_CODES.len());
         self.dropped[i] += 1;
     }
 
@@ -290,26 +293,68 @@ pub fn write_prometheus(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
     let ids: &[String] = &ids;
     type Get = fn(&DspCounters) -> u64;
     let families: [(&str, &str, Get); 10] = [
-        ("adcore_rtb_requests_total", "Bid requests sent to a DSP.", |c| c.requests),
-        ("adcore_rtb_probes_total", "Bid requests sent as health probes.", |c| c.probes),
-        ("adcore_rtb_responses_total", "DSP answers received in time (bids or no-bids).", |c| c.responses),
-        ("adcore_rtb_nobids_total", "DSP answers without a bid.", |c| c.nobids),
+        (
+            "adcore_rtb_requests_total",
+            "Bid requests sent to a DSP.",
+            |c| c.requests,
+        ),
+        (
+            "adcore_rtb_probes_total",
+            "Bid requests sent as health probes.",
+            |c| c.probes,
+        ),
+        (
+            "adcore_rtb_responses_total",
+            "DSP answers received in time (bids or no-bids).",
+            |c| c.responses,
+        ),
+        (
+            "adcore_rtb_nobids_total",
+            "DSP answers without a bid.",
+            |c| c.nobids,
+        ),
         ("adcore_rtb_bids_total", "Valid bids received.", |c| c.bids),
-        ("adcore_rtb_wins_total", "Impressions won by a DSP.", |c| c.wins),
-        ("adcore_rtb_losses_total", "Valid bids that lost.", |c| c.losses),
-        ("adcore_rtb_timeouts_total", "DSP requests cancelled at their deadline or the absolute cutoff.", |c| c.timeouts),
-        ("adcore_rtb_qps_refused_total", "DSP calls skipped because the QPS token bucket was empty.", |c| c.qps_refused),
-        ("adcore_rtb_won_cpm_micros_total", "Sum of winning CPM prices, micros of USD.", |c| c.won_cpm_micros),
+        ("adcore_rtb_wins_total", "Impressions won by a DSP.", |c| {
+            c.wins
+        }),
+        ("adcore_rtb_losses_total", "Valid bids that lost.", |c| {
+            c.losses
+        }),
+        (
+            "adcore_rtb_timeouts_total",
+            "DSP requests cancelled at their deadline or the absolute cutoff.",
+            |c| c.timeouts,
+        ),
+        (
+            "adcore_rtb_qps_refused_total",
+            "DSP calls skipped because the QPS token bucket was empty.",
+            |c| c.qps_refused,
+        ),
+        (
+            "adcore_rtb_won_cpm_micros_total",
+            "Sum of winning CPM prices, micros of USD.",
+            |c| c.won_cpm_micros,
+        ),
     ];
     for (name, help, get) in families {
         write_prom_header(out, name, "counter", help);
         for (shard, s) in shards {
             for (d, c) in s.dsps.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{shard}\",dsp=\"{}\"}} {}", ids[d], get(c));
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{shard}\",dsp=\"{}\"}} {}",
+                    ids[d],
+                    get(c)
+                );
             }
         }
     }
-    write_prom_header(out, "adcore_rtb_errors_total", "counter", "Failed DSP calls, by kind.");
+    write_prom_header(
+        out,
+        "adcore_rtb_errors_total",
+        "counter",
+        "Failed DSP calls, by kind.",
+    );
     for (shard, s) in shards {
         for (d, c) in s.dsps.iter().enumerate() {
             for k in ErrorKind::ALL {
@@ -332,7 +377,9 @@ pub fn write_prometheus(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
     for (shard, s) in shards {
         for (d, c) in s.dsps.iter().enumerate() {
             for (i, n) in c.dropped.iter().enumerate() {
-                let code = DROP_CODES.get(i).map_or("other".to_string(), |c| c.to_string());
+                let code = DROP_CODES
+                    .get(i)
+                    .map_or("other".to_string(), |c| c.to_string());
                 let _ = writeln!(
                     out,
                     "adcore_rtb_dropped_bids_total{{shard=\"{shard}\",dsp=\"{}\",code=\"{code}\"}} {n}",
@@ -348,7 +395,12 @@ pub fn write_prometheus(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
 
 fn write_latency(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapshot)]) {
     let name = "adcore_rtb_latency_seconds";
-    write_prom_header(out, name, "histogram", "DSP answer latency (timeouts at their deadline).");
+    write_prom_header(
+        out,
+        name,
+        "histogram",
+        "DSP answer latency (timeouts at their deadline).",
+    );
     for (shard, s) in shards {
         for (d, c) in s.dsps.iter().enumerate() {
             let labels = format!("shard=\"{shard}\",dsp=\"{}\"", ids[d]);
@@ -360,7 +412,11 @@ fn write_latency(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapsho
                     c.latency.count_within(le)
                 );
             }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", c.latency.count());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+                c.latency.count()
+            );
             let _ = writeln!(out, "{name}_count{{{labels}}} {}", c.latency.count());
         }
     }
@@ -369,15 +425,32 @@ fn write_latency(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapsho
 fn write_health(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapshot)]) {
     type Get = fn(&(f64, u8, u64)) -> f64;
     let gauges: [(&str, &str, Get); 3] = [
-        ("adcore_rtb_health_score", "DSP health score 0-100 (-1 before the first merge).", |h| h.0),
-        ("adcore_rtb_tier", "DSP tier: 1 premium, 2 regional, 3 opportunistic, 4 suspended.", |h| f64::from(h.1)),
-        ("adcore_rtb_timeout_ms", "Adaptive per-DSP timeout, ms.", |h| h.2 as f64),
+        (
+            "adcore_rtb_health_score",
+            "DSP health score 0-100 (-1 before the first merge).",
+            |h| h.0,
+        ),
+        (
+            "adcore_rtb_tier",
+            "DSP tier: 1 premium, 2 regional, 3 opportunistic, 4 suspended.",
+            |h| f64::from(h.1),
+        ),
+        (
+            "adcore_rtb_timeout_ms",
+            "Adaptive per-DSP timeout, ms.",
+            |h| h.2 as f64,
+        ),
     ];
     for (name, help, get) in gauges {
         write_prom_header(out, name, "gauge", help);
         for (shard, s) in shards {
             for (d, h) in s.health.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{shard}\",dsp=\"{}\"}} {}", ids[d], get(h));
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{shard}\",dsp=\"{}\"}} {}",
+                    ids[d],
+                    get(h)
+                );
             }
         }
     }
@@ -386,16 +459,56 @@ fn write_health(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapshot
 fn write_totals(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
     type Get = fn(&RtbTotals) -> u64;
     let rows: [(&str, &str, Get); 10] = [
-        ("adcore_rtb_auctions_total", "Requests fanned out to at least one DSP.", |t| t.auctions),
-        ("adcore_rtb_closed_all_answered_total", "Collections closed with every DSP answered.", |t| t.closed_all_answered),
-        ("adcore_rtb_closed_operational_total", "Collections closed after the operational cutoff.", |t| t.closed_operational),
-        ("adcore_rtb_closed_absolute_total", "Collections closed at the absolute cutoff.", |t| t.closed_absolute),
-        ("adcore_rtb_external_wins_total", "Impressions won by external bids.", |t| t.external_wins),
-        ("adcore_rtb_notices_queued_total", "Win/billing/loss notices queued.", |t| t.notices_queued),
-        ("adcore_rtb_notices_refused_total", "Notices refused: queue full.", |t| t.notices_refused),
-        ("adcore_rtb_notices_sent_total", "Notices delivered (2xx).", |t| t.notices_sent),
-        ("adcore_rtb_notices_failed_total", "Notices given up after every attempt.", |t| t.notices_failed),
-        ("adcore_rtb_notice_retries_total", "Notice attempts after the first.", |t| t.notice_retries),
+        (
+            "adcore_rtb_auctions_total",
+            "Requests fanned out to at least one DSP.",
+            |t| t.auctions,
+        ),
+        (
+            "adcore_rtb_closed_all_answered_total",
+            "Collections closed with every DSP answered.",
+            |t| t.closed_all_answered,
+        ),
+        (
+            "adcore_rtb_closed_operational_total",
+            "Collections closed after the operational cutoff.",
+            |t| t.closed_operational,
+        ),
+        (
+            "adcore_rtb_closed_absolute_total",
+            "Collections closed at the absolute cutoff.",
+            |t| t.closed_absolute,
+        ),
+        (
+            "adcore_rtb_external_wins_total",
+            "Impressions won by external bids.",
+            |t| t.external_wins,
+        ),
+        (
+            "adcore_rtb_notices_queued_total",
+            "Win/billing/loss notices queued.",
+            |t| t.notices_queued,
+        ),
+        (
+            "adcore_rtb_notices_refused_total",
+            "Notices refused: queue full.",
+            |t| t.notices_refused,
+        ),
+        (
+            "adcore_rtb_notices_sent_total",
+            "Notices delivered (2xx).",
+            |t| t.notices_sent,
+        ),
+        (
+            "adcore_rtb_notices_failed_total",
+            "Notices given up after every attempt.",
+            |t| t.notices_failed,
+        ),
+        (
+            "adcore_rtb_notice_retries_total",
+            "Notice attempts after the first.",
+            |t| t.notice_retries,
+        ),
     ];
     for (name, help, get) in rows {
         write_prom_header(out, name, "counter", help);
@@ -410,6 +523,10 @@ fn write_totals(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
         "Longest RTB collection since start, from receipt to close, ms.",
     );
     for (shard, s) in shards {
-        let _ = writeln!(out, "adcore_rtb_collect_max_ms{{shard=\"{shard}\"}} {}", s.totals.collect_max_ms);
+        let _ = writeln!(
+            out,
+            "adcore_rtb_collect_max_ms{{shard=\"{shard}\"}} {}",
+            s.totals.collect_max_ms
+        );
     }
 }

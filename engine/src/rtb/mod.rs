@@ -161,10 +161,7 @@ impl RtbConfig {
             );
         }
         if self.pool_conns_max == 0 || self.pool_warm > self.pool_conns_max {
-            return bad(
-                "rtb.pool_conns_max",
-                "must be > 0 and >= pool_warm",
-            );
+            return bad("rtb.pool_conns_max", "must be > 0 and >= pool_warm");
         }
         if self.backoff_min_ms == 0 || self.backoff_min_ms > self.backoff_max_ms {
             return bad("rtb.backoff_min_ms", "must be > 0 and <= backoff_max_ms");
@@ -197,8 +194,7 @@ impl RtbConfig {
         if self.currencies.is_empty() {
             return bad("rtb.currencies", "must name at least one currency");
         }
-        if self.notice_queue_max == 0 || self.notice_concurrency == 0 || self.notice_attempts == 0
-        {
+        if self.notice_queue_max == 0 || self.notice_concurrency == 0 || self.notice_attempts == 0 {
             return bad(
                 "rtb.notice_queue_max",
                 "notice_queue_max, notice_concurrency and notice_attempts must be > 0",

@@ -201,7 +201,10 @@ mod tests {
     #[test]
     fn notice_urls_split_into_address_and_target() {
         let (a, h, t) = split_url("http://127.0.0.1:9100/win?p=1").unwrap();
-        assert_eq!((a.port(), h.as_str(), t.as_str()), (9100, "127.0.0.1:9100", "/win?p=1"));
+        assert_eq!(
+            (a.port(), h.as_str(), t.as_str()),
+            (9100, "127.0.0.1:9100", "/win?p=1")
+        );
         let (a, _, t) = split_url("http://localhost?x").unwrap();
         assert_eq!((a.port(), t.as_str()), (80, "/?x"));
         assert!(split_url("http://example.com/x").is_none());
@@ -223,6 +226,9 @@ mod tests {
         assert!(q.push(n.clone(), &m));
         assert!(!q.push(n, &m));
         let t = m.totals.borrow().clone();
-        assert_eq!((t.notices_queued, t.notices_refused, q.waiting()), (2, 1, 2));
+        assert_eq!(
+            (t.notices_queued, t.notices_refused, q.waiting()),
+            (2, 1, 2)
+        );
     }
 }

@@ -157,7 +157,8 @@ impl Registry {
                 return Err(err("id", format!("duplicate of {f} dsp[{i}]")));
             }
             seen.insert(spec.id.clone(), (file.clone(), index));
-            let dsp = check_entry(&spec, dsps.len(), timeout_cap_ms).map_err(|(f, m)| err(&f, m))?;
+            let dsp =
+                check_entry(&spec, dsps.len(), timeout_cap_ms).map_err(|(f, m)| err(&f, m))?;
             if spec.enabled {
                 dsps.push(dsp);
             }
@@ -215,7 +216,10 @@ fn check_entry(spec: &DspSpec, index: usize, timeout_cap_ms: u64) -> Result<Dsp,
     if spec.timeout_ms == 0 || spec.timeout_ms > timeout_cap_ms {
         return fail(
             "timeout_ms",
-            format!("{} is not within 1..={timeout_cap_ms} (rtb.absolute_cutoff_ms)", spec.timeout_ms),
+            format!(
+                "{} is not within 1..={timeout_cap_ms} (rtb.absolute_cutoff_ms)",
+                spec.timeout_ms
+            ),
         );
     }
     let mut formats_mask = 0u8;
@@ -236,7 +240,10 @@ fn check_entry(spec: &DspSpec, index: usize, timeout_cap_ms: u64) -> Result<Dsp,
         return fail("formats", "must name at least one format".into());
     }
     if spec.endpoints.is_empty() {
-        return fail("endpoints", "must name at least one region's endpoint".into());
+        return fail(
+            "endpoints",
+            "must name at least one region's endpoint".into(),
+        );
     }
     let mut endpoints = Vec::with_capacity(spec.endpoints.len());
     for (region, url) in &spec.endpoints {
@@ -267,7 +274,9 @@ fn check_entry(spec: &DspSpec, index: usize, timeout_cap_ms: u64) -> Result<Dsp,
 /// resolved here, once; at run time only addresses are used.
 pub fn parse_http_url(url: &str) -> Result<(String, SocketAddr, String), String> {
     let Some(rest) = url.strip_prefix("http://") else {
-        return Err(format!("{url:?} is not an http:// URL (https is not supported)"));
+        return Err(format!(
+            "{url:?} is not an http:// URL (https is not supported)"
+        ));
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -312,9 +321,12 @@ mod tests {
             qps_max: 100,
             timeout_ms: 80,
             formats: vec!["banner".into()],
-            endpoints: [("us-east".to_string(), "http://127.0.0.1:9001/bid".to_string())]
-                .into_iter()
-                .collect(),
+            endpoints: [(
+                "us-east".to_string(),
+                "http://127.0.0.1:9001/bid".to_string(),
+            )]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -327,7 +339,10 @@ mod tests {
         assert_eq!(r.dsps[1].id, "c");
         assert_eq!(r.dsps[1].index, 1);
         let e = &r.dsps[0].endpoints[0];
-        assert_eq!((e.host.as_str(), e.path.as_str()), ("127.0.0.1:9001", "/bid"));
+        assert_eq!(
+            (e.host.as_str(), e.path.as_str()),
+            ("127.0.0.1:9001", "/bid")
+        );
         assert_eq!(e.addr, "127.0.0.1:9001".parse().unwrap());
     }
 
@@ -341,12 +356,20 @@ mod tests {
             "a.toml: dsp[1] (id \"x1\"): tier: 5 is not 1, 2 or 3"
         );
         let mut s = spec("x2");
-        s.endpoints.insert("eu".into(), "https://e.example/bid".into());
-        let e = Registry::build("a.toml", &[s], "", 120).unwrap_err().to_string();
-        assert!(e.starts_with("a.toml: dsp[0] (id \"x2\"): endpoints.eu: "), "{e}");
+        s.endpoints
+            .insert("eu".into(), "https://e.example/bid".into());
+        let e = Registry::build("a.toml", &[s], "", 120)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("a.toml: dsp[0] (id \"x2\"): endpoints.eu: "),
+            "{e}"
+        );
         let mut s = spec("x3");
         s.timeout_ms = 500;
-        let e = Registry::build("a.toml", &[s], "", 120).unwrap_err().to_string();
+        let e = Registry::build("a.toml", &[s], "", 120)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timeout_ms: 500 is not within 1..=120"), "{e}");
         let mut s = spec("x4");
         s.formats = vec!["audio".into()];
@@ -357,7 +380,10 @@ mod tests {
                 .contains("formats: \"audio\"")
         );
         let e = Registry::build("a.toml", &[spec("d"), spec("d")], "", 120).unwrap_err();
-        assert!(e.to_string().contains("dsp[1] (id \"d\"): id: duplicate of a.toml dsp[0]"));
+        assert!(
+            e.to_string()
+                .contains("dsp[1] (id \"d\"): id: duplicate of a.toml dsp[0]")
+        );
         let mut s = spec("bad id");
         s.qps_max = 0;
         assert!(
@@ -387,14 +413,22 @@ mod tests {
             format!("{p}: dsp[1] (id \"f2\"): qps_max: must be > 0")
         );
         std::fs::write(&path, "[[dsp]]\nid = 3\n").unwrap();
-        let e = Registry::build("a.toml", &[], p, 120).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{p}: ")) && e.contains("line 2"), "{e}");
+        let e = Registry::build("a.toml", &[], p, 120)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{p}: ")) && e.contains("line 2"),
+            "{e}"
+        );
     }
 
     #[test]
     fn urls_parse_with_default_port_and_path() {
         let (host, addr, path) = parse_http_url("http://127.0.0.1").unwrap();
-        assert_eq!((host.as_str(), addr.port(), path.as_str()), ("127.0.0.1", 80, "/"));
+        assert_eq!(
+            (host.as_str(), addr.port(), path.as_str()),
+            ("127.0.0.1", 80, "/")
+        );
         let (_, addr, path) = parse_http_url("http://[::1]:81/x?y=1").unwrap();
         assert_eq!((addr.port(), path.as_str()), (81, "/x?y=1"));
         assert!(parse_http_url("ftp://x").is_err());

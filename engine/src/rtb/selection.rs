@@ -32,8 +32,7 @@ pub fn region_of<'a>(country: &str, region: &str, home: &'a str) -> &'a str {
         return home;
     }
     let c = c.to_ascii_uppercase();
-    if (c == "USA" || c == "US") && US_WEST.contains(&region.trim().to_ascii_uppercase().as_str())
-    {
+    if (c == "USA" || c == "US") && US_WEST.contains(&region.trim().to_ascii_uppercase().as_str()) {
         // `'static` strings coerce to `'a`.
         return "us-west";
     }
@@ -114,7 +113,13 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn new(reg: &Registry, shards: usize, burst_s: f64, probe_every: u32, now: Instant) -> Selector {
+    pub fn new(
+        reg: &Registry,
+        shards: usize,
+        burst_s: f64,
+        probe_every: u32,
+        now: Instant,
+    ) -> Selector {
         let shards = shards.max(1) as f64;
         Selector {
             buckets: reg
@@ -229,7 +234,9 @@ mod tests {
     }
 
     fn ids(reg: &Registry, out: &[Choice]) -> Vec<(String, usize)> {
-        out.iter().map(|c| (reg.dsps[c.dsp].id.clone(), c.endpoint)).collect()
+        out.iter()
+            .map(|c| (reg.dsps[c.dsp].id.clone(), c.endpoint))
+            .collect()
     }
 
     #[test]

@@ -142,7 +142,9 @@ fn answer(s: &mut TcpStream, st: &State, mode: &Mode, body: &[u8]) -> bool {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             json.len()
         );
-        s.write_all(head.as_bytes()).and_then(|_| s.write_all(json.as_bytes())).is_ok()
+        s.write_all(head.as_bytes())
+            .and_then(|_| s.write_all(json.as_bytes()))
+            .is_ok()
     };
     match mode {
         Mode::Bid(p) => ok(s, bid_json(st, &req, *p, true)),
@@ -198,7 +200,11 @@ fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         )
     };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn bid_json(st: &State, req: &serde_json::Value, price: f64, crid: bool) -> String {
