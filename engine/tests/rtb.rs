@@ -243,3 +243,40 @@ fn concurrent_auctions_share_the_pools() {
     );
     assert_eq!(st["closed_all_answered"], 40, "{st}");
 }
+
+#[test]
+fn failing_notices_are_retried_a_bounded_number_of_times_and_counted() {
+    let dsp = TestDsp::start(Mode::Bid(20.0));
+    dsp.set_notice_status(500);
+    let server = start(
+        "[rtb]\nnotice_attempts = 3\nnotice_retry_ms = 10\n",
+        &[(&dsp, "d", 1)],
+    );
+    assert_eq!(
+        seat(&server.auction(&request("nf"))),
+        format!("seat-{}", dsp.addr.port())
+    );
+    // Win and billing notice, three attempts each, then given up.
+    let got = dsp.wait_notices(6, Duration::from_secs(5));
+    let end = Instant::now() + Duration::from_secs(5);
+    let st = loop {
+        let st = stats(&server);
+        if st["notices_failed"] == 2 || Instant::now() > end {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st["notices_failed"], 2, "{st}");
+    assert_eq!(st["notices_sent"], 0, "{st}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        dsp.notices().len(),
+        6,
+        "no attempt beyond the bound: {got:?}"
+    );
+    let metrics = server.request(&common::get("/metrics")).text();
+    assert_eq!(
+        metric_sum(&metrics, "adcore_rtb_notice_retries_total", &[]),
+        4
+    );
+}

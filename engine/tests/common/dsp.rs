@@ -38,6 +38,8 @@ struct State {
     mode: Mutex<Mode>,
     notices: Mutex<Vec<String>>,
     requests: AtomicU64,
+    /// Status answered to notices (204 unless set).
+    notice_status: std::sync::atomic::AtomicU16,
     stop: AtomicBool,
     addr: SocketAddr,
 }
@@ -55,6 +57,7 @@ impl TestDsp {
             mode: Mutex::new(mode),
             notices: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
+            notice_status: std::sync::atomic::AtomicU16::new(204),
             stop: AtomicBool::new(false),
             addr,
         });
@@ -74,6 +77,11 @@ impl TestDsp {
 
     pub fn set(&self, mode: Mode) {
         *self.state.mode.lock().unwrap() = mode;
+    }
+
+    /// Answer notices with this status from now on (e.g. 500 to make them fail).
+    pub fn set_notice_status(&self, status: u16) {
+        self.state.notice_status.store(status, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> u64 {
@@ -123,7 +131,9 @@ fn serve(mut s: TcpStream, st: &State) {
         };
         if method == "GET" {
             st.notices.lock().unwrap().push(path);
-            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+            let status = st.notice_status.load(Ordering::Relaxed);
+            let head = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+            let _ = s.write_all(head.as_bytes());
             continue;
         }
         st.requests.fetch_add(1, Ordering::Relaxed);
