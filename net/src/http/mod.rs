@@ -38,6 +38,7 @@
 //! # }
 //! ```
 
+pub mod client;
 mod error;
 mod limits;
 mod parser;
