@@ -134,14 +134,21 @@ fn start_dsp_sim(config: &mut Config, dir: &Path, seed: u64) -> Option<DspSim> {
             timeout_ms: config.rtb.global_timeout_ms,
             formats: vec!["banner".into(), "video".into(), "native".into()],
             endpoints: [(
-                if d.region == "global" { home.clone() } else { d.region },
+                if d.region == "global" {
+                    home.clone()
+                } else {
+                    d.region
+                },
                 format!("http://{}/openrtb2/auction", d.addr),
             )]
             .into_iter()
             .collect(),
         })
         .collect();
-    println!("demo: dsp-sim runs {} DSPs (seed population)", config.dsp.len());
+    println!(
+        "demo: dsp-sim runs {} DSPs (seed population)",
+        config.dsp.len()
+    );
     Some(sim)
 }
 
@@ -152,8 +159,16 @@ fn build_dsp_sim(exe: &Path) {
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "tools", "--bin", "dsp-sim", "--manifest-path"])
-        .arg(&manifest);
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "tools",
+        "--bin",
+        "dsp-sim",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
