@@ -124,6 +124,18 @@ fn faulty_answers_never_poison_the_pool() {
         metric_sum(&metrics, "adcore_rtb_wins_total", &["dsp=\"flaky\""]),
         5
     );
+    // The reset and the half-written answer broke their connections (closed, never reused); the
+    // malformed body and the 500 were well-framed HTTP, so their connections stayed usable.
+    let pool = |event: &str| {
+        metric_sum(
+            &metrics,
+            "adcore_rtb_pool_events_total",
+            &["dsp=\"flaky\"", &format!("event=\"{event}\"")],
+        )
+    };
+    assert_eq!(pool("requests"), 9, "{metrics}");
+    assert_eq!(pool("responses"), 7, "{metrics}");
+    assert_eq!(pool("broken"), 2, "{metrics}");
 }
 
 #[test]

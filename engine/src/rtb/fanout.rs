@@ -187,6 +187,7 @@ impl ShardRtb {
                 .iter()
                 .map(|h| (h.score, h.tier.number(), h.timeout_ms))
                 .collect(),
+            pools: self.pools.iter().map(|eps| pool_counters(eps)).collect(),
         }
     }
 
@@ -531,6 +532,20 @@ impl ShardRtb {
     fn queue(&self, kind: NoticeKind, dsp: usize, url: String) {
         self.notices.push(Notice { kind, dsp, url }, &self.metrics);
     }
+}
+
+/// Counters of a DSP's pools summed over its endpoints.
+fn pool_counters(pools: &[Pool]) -> Vec<(&'static str, u64)> {
+    let mut sum: Vec<(&'static str, u64)> = Vec::new();
+    for p in pools {
+        for (i, (name, v)) in p.stats().iter().enumerate() {
+            match sum.get_mut(i) {
+                Some(slot) => slot.1 += v,
+                None => sum.push((name, v)),
+            }
+        }
+    }
+    sum
 }
 
 fn macro_values<'a>(

@@ -149,6 +149,8 @@ pub struct RtbSnapshot {
     pub totals: RtbTotals,
     /// Per DSP: (score, tier, adaptive timeout ms) as this shard last saw them.
     pub health: Vec<(f64, u8, u64)>,
+    /// Per DSP: its pools' counters on this shard (all endpoints summed), `net` names.
+    pub pools: Vec<Vec<(&'static str, u64)>>,
 }
 
 impl RtbMetrics {
@@ -389,6 +391,7 @@ pub fn write_prometheus(out: &mut String, shards: &[(usize, &RtbSnapshot)]) {
         }
     }
     write_latency(out, ids, shards);
+    write_pools(out, ids, shards);
     write_health(out, ids, shards);
     write_totals(out, shards);
 }
@@ -418,6 +421,27 @@ fn write_latency(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapsho
                 c.latency.count()
             );
             let _ = writeln!(out, "{name}_count{{{labels}}} {}", c.latency.count());
+        }
+    }
+}
+
+fn write_pools(out: &mut String, ids: &[String], shards: &[(usize, &RtbSnapshot)]) {
+    let name = "adcore_rtb_pool_events_total";
+    write_prom_header(
+        out,
+        name,
+        "counter",
+        "DSP connection pool counters (connects, reuses, broken, abandoned, exhausted ...); `open` is current.",
+    );
+    for (shard, s) in shards {
+        for (d, events) in s.pools.iter().enumerate() {
+            for (event, v) in events {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{shard}\",dsp=\"{}\",event=\"{event}\"}} {v}",
+                    ids[d]
+                );
+            }
         }
     }
 }
