@@ -1,5 +1,10 @@
 //! The flat, cache-friendly layout the scorer walks, and the batch scorer itself.
 //!
+//! Three kernels, tried in order: `perfect.rs` (padded heap-ordered trees; most models),
+//! `fast.rs` (this layout with per-row input encoding, when every feature is used one
+//! consistent way), and the general walk below. This file owns the layout of the last two,
+//! block loading (normalisation) and the choice.
+//!
 //! Layout: all trees' nodes in one `Vec<Node>` (32 bytes each, two per cache line), every tree stored in
 //! breadth-first order so the top levels share cache lines. A leaf is a node whose two
 //! children are itself, so walking a tree is exactly `depth` branch-free steps
@@ -15,6 +20,7 @@
 use crate::error::LoadError;
 use crate::fast::FastForest;
 use crate::lightgbm::ZERO_THRESHOLD;
+use crate::perfect::PerfectForest;
 use crate::spec::{Accumulate, InputRule, ModelSpec, SpecNode, Test};
 
 /// Rows copied into the scratch block per pass.
@@ -77,6 +83,8 @@ pub struct Scratch {
     features: Vec<f64>,
     cursors: Vec<u32>,
     sums: Vec<f64>,
+    /// One row being encoded for the perfect kernel.
+    row: Vec<f64>,
 }
 
 impl Scratch {
@@ -85,8 +93,11 @@ impl Scratch {
         Self::default()
     }
 
-    fn fit(&mut self, width: usize) {
-        let features = BLOCK_ROWS * width;
+    fn fit(&mut self, width: usize, row_stride: usize) {
+        if self.row.len() < width {
+            self.row.resize(width, 0.0);
+        }
+        let features = BLOCK_ROWS * row_stride;
         if self.features.len() < features {
             self.features.resize(features, 0.0);
         }
@@ -110,6 +121,9 @@ pub(crate) struct Forest {
     has_categorical: bool,
     /// The fast kernel, when every feature is used consistently (see `fast.rs`).
     fast: Option<FastForest>,
+    /// The padded-tree kernel built from `fast` when padding is cheap (see `perfect.rs`);
+    /// it scores instead of `fast` when present.
+    perfect: Option<PerfectForest>,
     /// Features each row must provide (at least 1, so a leaf's dummy read is in range).
     width: usize,
     input_rule: InputRule,
@@ -127,6 +141,7 @@ impl Forest {
             category_words: vec![0],
             has_categorical: false,
             fast: None,
+            perfect: None,
             width: spec.feature_names.len().max(1),
             input_rule: spec.input_rule,
             accumulate: spec.accumulate,
@@ -141,6 +156,10 @@ impl Forest {
         forest.fast = FastForest::build(&spec.trees, forest.width, &layouts);
         if let Some(fast) = &forest.fast {
             fast.check_invariants(forest.width);
+            let roots: Vec<u32> = forest.trees.iter().map(|t| t.root).collect();
+            let depth = forest.depth_max() as u32;
+            let nodes = forest.nodes.len();
+            forest.perfect = PerfectForest::build(fast, forest.width, &roots, depth, nodes);
         }
         Ok(forest)
     }
@@ -302,59 +321,82 @@ impl Forest {
         scratch: &mut Scratch,
         out: &mut [f64],
     ) {
-        scratch.fit(self.width);
+        scratch.fit(self.width, self.row_stride());
         let block_values = BLOCK_ROWS * n_features;
         for (block, block_out) in rows.chunks(block_values).zip(out.chunks_mut(BLOCK_ROWS)) {
-            self.load_block(block, n_features, block_out.len(), &mut scratch.features);
+            self.load_block(block, n_features, block_out.len(), scratch);
             self.score_block(scratch, block_out);
         }
     }
 
-    /// Copies `count` rows into `features` (stride `width`), normalised as the source library
-    /// sees them.
+    /// Values per row in the scratch block: the features, plus the perfect kernel's slots.
+    fn row_stride(&self) -> usize {
+        self.perfect
+            .as_ref()
+            .map_or(self.width, PerfectForest::row_stride)
+    }
+
+    /// Copies `count` rows into `scratch.features`, normalised as the source library sees
+    /// them and encoded for the kernel that scores them: row-major (stride `width`) for the
+    /// fast and general kernels, the perfect kernel's column-major block otherwise.
     fn load_block<T: FeatureValue>(
         &self,
         block: &[T],
         n_features: usize,
         count: usize,
-        features: &mut [f64],
+        scratch: &mut Scratch,
     ) {
         let width = self.width;
         for r in 0..count {
             let source = &block[r * n_features..(r + 1) * n_features];
-            let target = &mut features[r * width..(r + 1) * width];
-            let used = width.min(n_features);
-            match self.input_rule {
-                InputRule::LightGbm => {
-                    for (t, s) in target[..used].iter_mut().zip(source) {
-                        let v = s.to_f64();
-                        *t = if v.abs() <= ZERO_THRESHOLD { 0.0 } else { v };
-                    }
+            match &self.perfect {
+                Some(perfect) => {
+                    let row = &mut scratch.row[..width];
+                    self.load_row(source, row);
+                    perfect.store_row(row, &mut scratch.features, r);
                 }
-                InputRule::XgBoost => {
-                    for (t, s) in target[..used].iter_mut().zip(source) {
-                        *t = f64::from(s.to_f64() as f32);
-                    }
+                None => self.load_row(source, &mut scratch.features[r * width..(r + 1) * width]),
+            }
+        }
+    }
+
+    /// Normalises one row into `target` (`width` values) and applies the fast encoding.
+    fn load_row<T: FeatureValue>(&self, source: &[T], target: &mut [f64]) {
+        let used = self.width.min(source.len());
+        match self.input_rule {
+            InputRule::LightGbm => {
+                for (t, s) in target[..used].iter_mut().zip(source) {
+                    let v = s.to_f64();
+                    *t = if v.abs() <= ZERO_THRESHOLD { 0.0 } else { v };
                 }
             }
-            // Only a feature-less model (width 1, n_features 0) reaches here with a gap.
-            target[used..].fill(0.0);
-            if let Some(fast) = &self.fast {
-                fast.encode_row(target);
+            InputRule::XgBoost => {
+                for (t, s) in target[..used].iter_mut().zip(source) {
+                    *t = f64::from(s.to_f64() as f32);
+                }
             }
+        }
+        // Only a feature-less model (width 1, n_features 0) reaches here with a gap.
+        target[used..].fill(0.0);
+        if let Some(fast) = &self.fast {
+            fast.encode_row(target);
         }
     }
 
     fn score_block(&self, scratch: &mut Scratch, out: &mut [f64]) {
         let rows = out.len();
-        let features = &scratch.features[..rows * self.width];
+        let features = &scratch.features[..BLOCK_ROWS * self.row_stride()];
         let sums = &mut scratch.sums[..rows];
         sums.fill(self.base_margin);
-        let group = (LANES_TARGET / rows).max(1);
-        for trees in self.trees.chunks(group) {
-            let lanes = &mut scratch.cursors[..trees.len() * rows];
-            self.walk_group(trees, features, rows, lanes);
-            self.add_leaves(lanes, sums);
+        if let Some(perfect) = &self.perfect {
+            perfect.add_block(features, sums, self.accumulate);
+        } else {
+            let group = (LANES_TARGET / rows).max(1);
+            for trees in self.trees.chunks(group) {
+                let lanes = &mut scratch.cursors[..trees.len() * rows];
+                self.walk_group(trees, features, rows, lanes);
+                self.add_leaves(lanes, sums);
+            }
         }
         for (o, s) in out.iter_mut().zip(sums.iter()) {
             *o = if self.average_divisor == 1.0 {
@@ -441,9 +483,11 @@ impl Forest {
         }
     }
 
-    /// Which kernel scores this model: `"fast"` or `"general"`.
+    /// Which kernel scores this model: `"perfect"`, `"fast"` or `"general"`.
     pub(crate) fn kernel(&self) -> &'static str {
-        if self.fast.is_some() {
+        if self.perfect.is_some() {
+            "perfect"
+        } else if self.fast.is_some() {
             "fast"
         } else {
             "general"

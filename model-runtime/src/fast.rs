@@ -54,6 +54,26 @@ pub(crate) struct FastNode {
     _pad: u32,
 }
 
+/// How a split of the fast layout reads its value (for `perfect.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SplitKind {
+    /// First child iff `v <= threshold`.
+    Plain,
+    /// First child iff `-v <= threshold`.
+    Mirrored,
+    /// First child iff the encoded category's bit is set in `words[offset..]`.
+    Category { offset: u32 },
+}
+
+/// A split node of the fast layout; NaN always takes `children[1]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Split {
+    pub(crate) feature: u32,
+    pub(crate) threshold: f64,
+    pub(crate) children: [u32; 2],
+    pub(crate) kind: SplitKind,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct FastForest {
     pub(crate) nodes: Vec<FastNode>,
@@ -208,6 +228,34 @@ impl FastForest {
                 }
             }
         }
+    }
+
+    /// Node `index` as a split, or `None` for a leaf (a node whose children are itself).
+    pub(crate) fn split(&self, index: u32) -> Option<Split> {
+        let node = &self.nodes[index as usize];
+        if node.children == [index, index] {
+            return None;
+        }
+        let kind = if node.flags & CATEGORY != 0 {
+            SplitKind::Category {
+                offset: node.category_offset,
+            }
+        } else if node.flags & FLIP != 0 {
+            SplitKind::Mirrored
+        } else {
+            SplitKind::Plain
+        };
+        Some(Split {
+            feature: node.feature,
+            threshold: node.threshold,
+            children: node.children,
+            kind,
+        })
+    }
+
+    /// The value of leaf node `index`.
+    pub(crate) fn leaf_value(&self, index: u32) -> f64 {
+        self.nodes[index as usize].threshold
     }
 
     /// Rewrites one already-normalised row in place as the plans say.

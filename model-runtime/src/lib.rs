@@ -21,6 +21,7 @@ mod error;
 mod fast;
 mod lightgbm;
 mod model;
+mod perfect;
 mod spec;
 mod xgboost;
 

@@ -21,7 +21,8 @@ pub struct ModelInfo {
     pub nodes: usize,
     pub features: usize,
     pub objective: Objective,
-    /// `"fast"` (per-feature input encoding, one compare per node) or `"general"`.
+    /// `"perfect"` (padded heap-ordered trees, one compare per level), `"fast"` (per-feature
+    /// input encoding, one compare per node) or `"general"`.
     pub kernel: &'static str,
 }
 

@@ -66,6 +66,17 @@ pub(crate) enum Accumulate {
     F32,
 }
 
+impl Accumulate {
+    /// `sum + leaf` in this precision.
+    #[inline(always)]
+    pub(crate) fn add(self, sum: f64, leaf: f64) -> f64 {
+        match self {
+            Accumulate::F64 => sum + leaf,
+            Accumulate::F32 => f64::from(sum as f32 + leaf as f32),
+        }
+    }
+}
+
 /// The transform from raw score to prediction.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Objective {

@@ -154,3 +154,45 @@ fn f32_rows_score_like_f64_rows_for_xgboost() {
         .expect("f32");
     assert_eq!(a, b);
 }
+
+/// The fixtures above are scored by the padded-tree kernel, so their exact parity covers it
+/// (the fast and general kernels are covered by `random_trees.rs`).
+#[test]
+fn fixture_models_use_the_perfect_kernel() {
+    for name in [
+        "avazu_lgb.txt",
+        "criteo_lgb.txt",
+        "criteo_lgb_reg.txt",
+        "avazu_xgb.json",
+        "criteo_xgb.json",
+    ] {
+        let model = Model::load(fixture(name)).expect("model");
+        let info = model.info();
+        assert_eq!(info.kernel, "perfect", "{name}: {info:?}");
+    }
+}
+
+/// Every batch size gives the same scores as one row at a time (16- and 8-row chunks, tails,
+/// several blocks).
+#[test]
+fn batch_sizes_agree_with_single_rows() {
+    let model = Model::load(fixture("avazu_lgb.txt")).expect("model");
+    let (rows, count) = load_rows(&model, "avazu_rows.csv");
+    let width = model.num_features();
+    let mut scratch = Scratch::new();
+    let mut single = vec![0.0; count];
+    for (row, out) in rows.chunks(width).zip(single.chunks_mut(1)) {
+        model
+            .predict_raw_batch(row, width, &mut scratch, out)
+            .expect("one row");
+    }
+    for batch in [2, 7, 8, 9, 15, 16, 17, 24, 31, 100] {
+        let mut scores = vec![0.0; count];
+        for (chunk, out) in rows.chunks(batch * width).zip(scores.chunks_mut(batch)) {
+            model
+                .predict_raw_batch(chunk, width, &mut scratch, out)
+                .expect("batch");
+        }
+        assert_eq!(scores, single, "batch {batch}");
+    }
+}

@@ -17,47 +17,21 @@ SHARDS=${SHARDS:-$(nproc)}
 OUT=perf/out/foundation
 mkdir -p "$OUT"
 
-if ! command -v nginx >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light || \
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx
-fi
-
-cargo build --release -q -p engine -p tools
-BIN=target/release
+source perf/lib.sh
+ensure_nginx
+BIN=${BIN:-target/release}
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p engine -p tools
 [ -f demo-data/catalog.json ] || $BIN/adgen --out demo-data
+start_nginx 18080 "$SHARDS"
+start_adserver 18081 --shards "$SHARDS"
 
-NGX_DIR=$(mktemp -d)
-cat > "$NGX_DIR/nginx.conf" <<NGX
-worker_processes $SHARDS;
-worker_cpu_affinity auto;
-pid $NGX_DIR/nginx.pid;
-error_log $NGX_DIR/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080 reuseport; location / { return 204; } }
-}
-NGX
-nginx -c "$NGX_DIR/nginx.conf"
-$BIN/adserver --listen 127.0.0.1:18081 --shards "$SHARDS" --catalog demo-data/catalog.json serve 2>"$OUT/adserver.log" &
-ADS=$!
-cleanup() { kill "$ADS" 2>/dev/null || true; nginx -c "$NGX_DIR/nginx.conf" -s stop 2>/dev/null || true; }
-trap cleanup EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:18081/health >/dev/null 2>&1 && break; sleep 0.1; done
-
-load() { # name url rate [extra args]
-  local name=$1 url=$2 rate=$3; shift 3
-  $BIN/rtb-load --target "$url" --rate "$rate" --duration "$DUR" --warmup 2s --connections "$CONNS" \
-    --users demo-data/users.csv --json "$OUT/$name-$rate.json" "$@" > "$OUT/$name-$rate.txt"
-}
 for r in "${RATES[@]}"; do
   load nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
   load nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
   load full  http://127.0.0.1:18081/openrtb2/auction "$r"
 done
 curl -s http://127.0.0.1:18081/stats > "$OUT/stats.json"
+stop_adserver
 
 python3 - "$OUT" "$SHARDS" "${RATES[@]}" <<'PY'
 import json, sys, subprocess, platform, os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Single-thread peers for the GBDT benchmark: LightGBM Booster.predict(num_threads=1) and,
 if installed, lleaves (LLVM-compiled LightGBM), on the same model and tiled rows as
-model-runtime's gbdt_bench example (thread CPU time, best of 5). Prints `name ns_per_row=X ns_per_tree_row=Y checksum=Z`.
+model-runtime's gbdt_bench example (thread CPU time, best of 11). Prints `name ns_per_row=X ns_per_tree_row=Y checksum=Z`.
 Usage: bench.py MODEL_TXT ROWS_CSV ROW_COUNT"""
 
 import sys
@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-PASSES = 5
+PASSES = 11
 
 
 def best_ns_per_row(predict, rows):
