@@ -16,8 +16,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use net::http::client::{ClientError, ClientRequest, ClientResponse, Pool, PoolConfig};
 use net::openrtb::{Bid, BidRequest, loss};
 
@@ -318,6 +318,11 @@ impl ShardRtb {
                         t.closed_absolute += 1
                     }
                 });
+                // Answers already complete (woken in the same tick as the timer) still count.
+                while let Some(Some(r)) = calls.next().now_or_never() {
+                    done[r.index] = true;
+                    self.on_answer(choices[r.index].dsp, r, offer, out);
+                }
                 break;
             }
             let at = monoio::time::Instant::from_std(wake);
