@@ -24,6 +24,8 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    Dsp(#[from] crate::rtb::RegistryError),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +39,10 @@ pub struct Config {
     pub model: ModelConfig,
     pub profiles: ProfilesConfig,
     pub budget: BudgetConfig,
+    pub rtb: crate::rtb::RtbConfig,
+    /// External DSPs (`[[dsp]]` entries; format in `engine/src/rtb/registry.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dsp: Vec<crate::rtb::DspSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -398,8 +404,22 @@ impl Config {
         if m.reload_timeout_ms == 0 {
             return bad("model.reload_timeout_ms", "must be > 0");
         }
+        if let Err((field, message)) = self.rtb.check() {
+            return bad(field, &message);
+        }
+        self.dsp_registry(file)?;
         self.check_budget(file)?;
         Ok(())
+    }
+
+    /// The DSP registry from `[[dsp]]` and `rtb.dsp_file`; errors name the entry and field.
+    pub fn dsp_registry(&self, file: &str) -> Result<crate::rtb::Registry, ConfigError> {
+        Ok(crate::rtb::Registry::build(
+            file,
+            &self.dsp,
+            &self.rtb.dsp_file,
+            self.rtb.absolute_cutoff_ms,
+        )?)
     }
 
     fn check_budget(&self, file: &str) -> Result<(), ConfigError> {

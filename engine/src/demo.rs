@@ -34,6 +34,7 @@ pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
     ensure_demo_data(&tools, &opts.data_dir, opts.seed)?;
     config.catalog.path = opts.data_dir.join("catalog.json");
     config.profiles.path = opts.data_dir.join("users.csv");
+    let _dsp_sim = start_dsp_sim(&mut config, &opts.data_dir, opts.seed);
     let addr = config.server.listen;
     let engine = Engine::start(config)?;
     engine.stop_on_signals()?;
@@ -60,6 +61,119 @@ pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
     }
     engine.wait()?;
     load.and(stats.map(|_| ()))
+}
+
+/// A `dsp-sim` child process, killed when dropped.
+struct DspSim(std::process::Child);
+
+impl Drop for DspSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `--ports-file` listing `dsp-sim` writes.
+#[derive(serde::Deserialize)]
+struct SimListing {
+    dsps: Vec<SimDsp>,
+}
+
+#[derive(serde::Deserialize)]
+struct SimDsp {
+    id: String,
+    addr: SocketAddr,
+    tier: u8,
+    region: String,
+}
+
+/// Starts `dsp-sim --population seed` (the seed's 50 DSPs) and registers its DSPs, unless the
+/// configuration already names DSPs. Without a `dsp-sim` binary the demo runs internal-only.
+fn start_dsp_sim(config: &mut Config, dir: &Path, seed: u64) -> Option<DspSim> {
+    if !config.dsp.is_empty() || !config.rtb.dsp_file.is_empty() {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?.parent()?.join("dsp-sim");
+    if !exe.exists() {
+        build_dsp_sim(&exe);
+    }
+    if !exe.exists() {
+        println!("demo: no dsp-sim binary next to adserver; running without external DSPs");
+        return None;
+    }
+    let ports = dir.join("dsp-sim-ports.json");
+    let _ = std::fs::remove_file(&ports);
+    let child = Command::new(&exe)
+        .args(["--population", "seed", "--seed", &seed.to_string()])
+        .arg("--ports-file")
+        .arg(&ports)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| println!("demo: cannot start {}: {e}", exe.display()))
+        .ok()?;
+    let sim = DspSim(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ports.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listing: SimListing = std::fs::read(&ports)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .or_else(|| {
+            println!("demo: dsp-sim wrote no usable {}", ports.display());
+            None
+        })?;
+    let home = config.rtb.home_region.clone();
+    config.dsp = listing
+        .dsps
+        .into_iter()
+        .map(|d| crate::rtb::DspSpec {
+            id: d.id,
+            tier: d.tier.clamp(1, 3),
+            enabled: true,
+            qps_max: 100_000,
+            timeout_ms: config.rtb.global_timeout_ms,
+            formats: vec!["banner".into(), "video".into(), "native".into()],
+            endpoints: [(
+                if d.region == "global" {
+                    home.clone()
+                } else {
+                    d.region
+                },
+                format!("http://{}/openrtb2/auction", d.addr),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .collect();
+    println!(
+        "demo: dsp-sim runs {} DSPs (seed population)",
+        config.dsp.len()
+    );
+    Some(sim)
+}
+
+/// Builds `dsp-sim` with the cargo that runs us, if any; failure only means no external DSPs.
+fn build_dsp_sim(exe: &Path) {
+    let (Some(cargo), Some(dir)) = (std::env::var_os("CARGO"), exe.parent()) else {
+        return;
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "tools",
+        "--bin",
+        "dsp-sim",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let _ = cmd.status();
 }
 
 /// Paths of the sibling tool binaries.
@@ -295,6 +409,62 @@ pub fn print_summary(stats: &Stats, elapsed: Duration) {
         }
     );
     print_campaigns(stats);
+    print_rtb(&stats.rtb);
+}
+
+/// External demand: per DSP requests, bids, wins, timeouts, errors, tier and latency.
+fn print_rtb(r: &crate::rtb::metrics::RtbStats) {
+    if r.dsps.is_empty() {
+        return;
+    }
+    println!(
+        "
+RTB: {} fan-outs, {} impressions won by DSPs; closed: {} all answered, {} at operational \
+         cutoff, {} at absolute cutoff; slowest collection {} ms; notices sent {} failed {} refused {}",
+        r.auctions,
+        r.external_wins,
+        r.closed_all_answered,
+        r.closed_operational,
+        r.closed_absolute,
+        r.collect_max_ms,
+        r.notices_sent,
+        r.notices_failed,
+        r.notices_refused
+    );
+    println!(
+        "{:<14} {:>4} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>6} {:>10}",
+        "dsp",
+        "tier",
+        "score",
+        "requests",
+        "answers",
+        "bids",
+        "wins",
+        "timeouts",
+        "errors",
+        "dropped",
+        "p50ms",
+        "p95ms",
+        "won"
+    );
+    for d in &r.dsps {
+        println!(
+            "{:<14} {:>4} {:>6.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>6} {:>10}",
+            truncate(&d.id, 14),
+            d.tier,
+            d.score,
+            d.requests,
+            d.responses,
+            d.bids,
+            d.wins,
+            d.timeouts,
+            d.errors,
+            d.dropped_bids,
+            d.latency_p50_ms,
+            d.latency_p95_ms,
+            usd(d.won_cpm_micros / 1000),
+        );
+    }
 }
 
 /// The campaign whose spend today exceeds its daily budget the most, as parts per million of

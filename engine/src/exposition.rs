@@ -25,6 +25,9 @@ pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
     write_http(&mut out, snaps);
     write_spend(&mut out, snaps, catalog);
     write_ml(&mut out, snaps);
+    let rtb: Vec<(usize, &crate::rtb::metrics::RtbSnapshot)> =
+        snaps.iter().map(|s| (s.shard, &s.rtb)).collect();
+    crate::rtb::metrics::write_prometheus(&mut out, &rtb);
     out
 }
 
@@ -415,6 +418,12 @@ pub struct Stats {
     pub shards: Vec<ShardStats>,
     pub total: ShardStats,
     pub campaigns: Vec<CampaignSpend>,
+    /// External demand (all shards merged); empty when no DSP is configured.
+    #[serde(default)]
+    pub rtb: crate::rtb::metrics::RtbStats,
+    /// The per-DSP rows of `rtb`, where `/dashboard` reads them.
+    #[serde(default)]
+    pub dsps: Vec<crate::rtb::metrics::DspStats>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -570,10 +579,14 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
             }
         })
         .collect();
+    let rtb: Vec<&crate::rtb::metrics::RtbSnapshot> = snaps.iter().map(|s| &s.rtb).collect();
+    let rtb = crate::rtb::metrics::stats(&rtb);
     Stats {
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,
+        dsps: rtb.dsps.clone(),
+        rtb,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model_store;
 pub mod profile;
 pub mod respond;
+pub mod rtb;
 pub mod scoring;
 pub mod select;
 pub mod server;

@@ -11,6 +11,7 @@ use net::openrtb::{Bid, BidRequest, BidResponse, RawJson, SeatBid};
 
 use crate::auction::{AuctionResult, Win};
 use crate::metrics::{NoBidReason, Outcome, ShardMetrics};
+use crate::rtb::fanout::ExternalWin;
 use crate::shard::Shared;
 
 /// Answers an invalid request: `status` with `{"id":..,"nbr":2,"error":..}`.
@@ -36,32 +37,46 @@ fn nobid(resp: &mut Response, reason: NoBidReason) {
         .header("x-adcore-nobid-reason", reason.name());
 }
 
-/// Writes the auction's answer and says how the request ended.
+/// Writes the auction's answer and says how the request ended. `external` are the slots won by
+/// DSP bids (a house ad the internal side put on such a slot is left out).
 pub fn auction(
     resp: &mut Response,
     shared: &Shared,
     req: &BidRequest,
     result: &AuctionResult,
+    external: &[ExternalWin],
     m: &ShardMetrics,
 ) -> Outcome {
-    if result.wins.is_empty() {
+    let internal: Vec<&Win> = result
+        .wins
+        .iter()
+        .filter(|w| !external.iter().any(|e| e.slot == w.slot))
+        .collect();
+    if internal.is_empty() && external.is_empty() {
         let reason = result.nobid.unwrap_or(NoBidReason::NoEligibleCampaign);
         m.nobid(reason);
         nobid(resp, reason);
         return Outcome::NoBid;
     }
-    let bids = result
-        .wins
-        .iter()
-        .map(|w| bid_for(shared, req, w))
-        .collect();
-    let answer = BidResponse {
-        id: req.id.clone(),
-        seatbid: vec![SeatBid {
-            bid: bids,
+    let mut seatbid = Vec::with_capacity(1 + external.len());
+    if !internal.is_empty() {
+        seatbid.push(SeatBid {
+            bid: internal.iter().map(|w| bid_for(shared, req, w)).collect(),
             seat: Some(shared.config.auction.seat.clone()),
             ..Default::default()
-        }],
+        });
+    }
+    for e in external {
+        let dsp = &shared.registry.dsps[e.dsp].id;
+        seatbid.push(SeatBid {
+            bid: vec![e.bid.clone()],
+            seat: Some(e.seat.clone().unwrap_or_else(|| dsp.clone())),
+            ..Default::default()
+        });
+    }
+    let answer = BidResponse {
+        id: req.id.clone(),
+        seatbid,
         cur: Some("USD".to_string()),
         ..Default::default()
     };
@@ -71,7 +86,7 @@ pub fn auction(
     resp.status(200)
         .header("content-type", "application/json")
         .header("x-openrtb-version", "2.6");
-    if result.wins.iter().all(|w| w.house) {
+    if external.is_empty() && internal.iter().all(|w| w.house) {
         Outcome::House
     } else {
         Outcome::Filled

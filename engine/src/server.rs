@@ -42,11 +42,15 @@ impl Engine {
             }
         }
         tracing::info!(version = %model.version, source = %model.source, "CTR model loaded");
+        let registry = config
+            .dsp_registry("config")
+            .context("building the DSP registry")?;
         let shards_config = config.shards_config();
         let heartbeats = Arc::new(Heartbeats::new(shards_config.resolved_shard_count()));
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
+            registry: Arc::new(registry),
             heartbeats: heartbeats.clone(),
             model: Arc::new(model),
             users: std::sync::Mutex::new(users.map(Arc::new)),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
+use net::openrtb::BidRequest;
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
 use crate::auction::{AuctionResult, Scratch, run_auction};
@@ -24,6 +25,10 @@ use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::model_store::ServingModel;
 use crate::profile::UsersFile;
+use crate::rtb::Registry;
+use crate::rtb::fanout::{Collected, ExternalWin, ShardRtb};
+use crate::rtb::health::{DspTotals, HealthTable};
+use crate::rtb::metrics::RtbSnapshot;
 use crate::supervise::{Heartbeats, heartbeat_loop};
 use crate::{exposition, respond};
 
@@ -37,6 +42,8 @@ pub struct Shared {
     pub users: std::sync::Mutex<Option<Arc<UsersFile>>>,
     /// Bumped by SIGHUP; shard 0 watches it and reloads the model.
     pub reload_requests: std::sync::atomic::AtomicU64,
+    /// External DSPs (empty: RTB off).
+    pub registry: Arc<Registry>,
     /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
     pub heartbeats: Arc<Heartbeats>,
 }
@@ -53,6 +60,10 @@ pub enum Msg {
     SwapModel(Arc<ServingModel>),
     /// To the allocator (shard 0): refill, return, register, heartbeat.
     Budget(alloc::Request),
+    /// Send your DSP health window totals (shard 0 merges them).
+    RtbWindow,
+    /// Use this DSP health table from now on.
+    RtbHealth(Arc<HealthTable>),
 }
 
 pub enum Reply {
@@ -60,6 +71,7 @@ pub enum Reply {
     Snapshot(Box<ShardSnapshot>),
     Done,
     Budget(alloc::Reply),
+    RtbWindow(Vec<DspTotals>),
 }
 
 /// Everything a scrape needs from one shard.
@@ -78,6 +90,7 @@ pub struct ShardSnapshot {
     pub pacing: Vec<PaceLine>,
     /// Spend records this shard produced for the ledger.
     pub spend_records: u64,
+    pub rtb: RtbSnapshot,
 }
 
 pub struct EngineShard {
@@ -90,6 +103,7 @@ pub struct EngineShard {
     http_stats: Rc<HttpStats>,
     listener: RefCell<Option<monoio::net::TcpListener>>,
     learning: Learning,
+    rtb: ShardRtb,
 }
 
 impl EngineShard {
@@ -110,8 +124,15 @@ impl EngineShard {
         let now = crate::ledger::now_ms();
         let allocator = (ctx.id().0 == 0).then(|| setup.new_allocator(now));
         let ledger = SubLedger::connected(Arc::new(setup), ctx.id().0, now);
+        let rtb = ShardRtb::new(
+            shared.registry.clone(),
+            &shared.config.rtb,
+            shared.config.auction.reserve_cpm_micros,
+            ctx.count(),
+        );
         Ok(EngineShard {
             learning,
+            rtb,
             shared,
             ledger: RefCell::new(ledger),
             allocator: RefCell::new(allocator),
@@ -157,6 +178,7 @@ impl EngineShard {
             profiles_dropped: self.learning.profiles_dropped(),
             pacing: (0..ledger.len()).map(|i| ledger.pace(i)).collect(),
             spend_records: ledger.spend_records(),
+            rtb: self.rtb.snapshot(),
         }
     }
 
@@ -208,6 +230,26 @@ impl EngineShard {
     }
 }
 
+/// Shard 0's health loop: every `rtb.health_interval_ms`, gather every shard's DSP window,
+/// merge, score, and publish the new table to every shard.
+async fn health_loop(shard: Rc<EngineShard>, ctx: ShardCtx<EngineShard>) {
+    let period = Duration::from_millis(shard.shared.config.rtb.health_interval_ms);
+    let reg = shard.shared.registry.clone();
+    while !ctx.is_stopping() {
+        monoio::time::sleep(period).await;
+        let mut merged = vec![DspTotals::default(); reg.len()];
+        for r in ctx.invoke_on_all(|_| Msg::RtbWindow).await {
+            if let Ok(Reply::RtbWindow(w)) = r {
+                for (m, t) in merged.iter_mut().zip(&w) {
+                    m.merge(t);
+                }
+            }
+        }
+        let next = Arc::new(shard.rtb.health().next(&reg, shard.rtb.cfg(), &merged));
+        let _ = ctx.invoke_on_all(|_| Msg::RtbHealth(next.clone())).await;
+    }
+}
+
 impl Service for EngineShard {
     type Msg = Msg;
     type Reply = Reply;
@@ -224,6 +266,13 @@ impl Service for EngineShard {
             stop_ctx.stopping().await;
             trigger.trigger(Instant::now() + drain);
         });
+        if self.rtb.enabled() {
+            let me = self.clone();
+            monoio::spawn(async move { me.rtb.start().await });
+            if ctx.id().0 == 0 {
+                monoio::spawn(health_loop(self.clone(), ctx.clone()));
+            }
+        }
         let heartbeat = Duration::from_millis(self.shared.config.server.heartbeat_ms);
         monoio::spawn(heartbeat_loop(
             ctx.id().0,
@@ -263,6 +312,11 @@ impl Service for EngineShard {
                 Reply::Done
             }
             Msg::Budget(req) => Reply::Budget(self.allocator_request(req)),
+            Msg::RtbWindow => Reply::RtbWindow(self.rtb.window_totals()),
+            Msg::RtbHealth(table) => {
+                self.rtb.set_health(table);
+                Reply::Done
+            }
         }
     }
 }
@@ -389,15 +443,24 @@ impl Front {
         m.record(Stage::Validate, t_valid - t_parsed);
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
-        let job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+        let mut job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+        let collected = self.collect_external(&bid_request, &job).await;
+        let bars = external_bars(collected.as_ref(), job.slots.len());
+        raise_floors(&mut job, &bars);
         let result = self
             .auction_on_owner(job, || {
-                intake::job_from_request(&bid_request, received, now_s, tmax_default)
+                let mut j = intake::job_from_request(&bid_request, received, now_s, tmax_default);
+                raise_floors(&mut j, &bars);
+                j
             })
             .await;
+        let external = match (&collected, &result) {
+            (Some(c), Some(r)) => self.settle_external(&bid_request, c, r),
+            _ => Vec::new(),
+        };
         let t_respond = Instant::now();
         let outcome = match &result {
-            Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, m),
+            Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, &external, m),
             None => {
                 respond::unavailable(resp);
                 Outcome::Error
@@ -407,6 +470,38 @@ impl Front {
         let done = Instant::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
+    }
+
+    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner).
+    async fn collect_external(&self, req: &BidRequest, job: &AuctionJob) -> Option<Collected> {
+        let rtb = &self.shard.rtb;
+        if !rtb.enabled() {
+            return None;
+        }
+        let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
+        rtb.collect(
+            req,
+            job.received,
+            job.tmax_ms,
+            formats,
+            &job.ctx.country,
+            &job.ctx.region,
+        )
+        .await
+    }
+
+    /// Which slots external bids won: those where no paid internal ad beat them.
+    fn settle_external(
+        &self,
+        req: &BidRequest,
+        collected: &Collected,
+        result: &AuctionResult,
+    ) -> Vec<ExternalWin> {
+        let mut internal_paid = vec![None; req.imp.len()];
+        for w in result.wins.iter().filter(|w| !w.house) {
+            internal_paid[w.slot] = Some(w.price_cpm_micros);
+        }
+        self.shard.rtb.settle(req, collected, &internal_paid)
     }
 
     /// Runs the job on the shard owning the user: here, or one hop away. A full ring means the
@@ -431,7 +526,7 @@ impl Front {
         m.record(Stage::Hop, sent.elapsed());
         match reply {
             Ok(Reply::Auction(r)) => Some(r),
-            Ok(Reply::Snapshot(_) | Reply::Done | Reply::Budget(_)) => None,
+            Ok(_) => None,
             Err(MeshError::RingFull { .. }) => {
                 bump(&m.hop_fallback_local, 1);
                 Some(self.shard.auction_here(&rebuild()))
@@ -555,6 +650,28 @@ impl Front {
         resp.status(200)
             .header("content-type", "application/json")
             .body(json.as_bytes());
+    }
+}
+
+/// The best valid external price per slot (0 = none): the bar an internal ad must beat.
+fn external_bars(collected: Option<&Collected>, slots: usize) -> Vec<u64> {
+    let Some(c) = collected else {
+        return Vec::new();
+    };
+    c.best_per_slot(slots)
+        .into_iter()
+        .map(|b| b.map_or(0, |i| c.bids[i].bid.price_cpm_micros))
+        .collect()
+}
+
+/// Unified first-price auction, internal side: an internal ad wins a slot only by paying more
+/// than the best external bid, so its floor becomes that bid + 1 micro; budget is then charged
+/// only for internal wins (`auction.rs`).
+fn raise_floors(job: &mut AuctionJob, bars: &[u64]) {
+    for (slot, &bar) in job.slots.iter_mut().zip(bars) {
+        if bar > 0 {
+            slot.floor_cpm_micros = slot.floor_cpm_micros.max(bar.saturating_add(1));
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Test harness: runs the real `adserver` binary on loopback and speaks HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod dsp;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
