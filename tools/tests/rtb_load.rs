@@ -158,6 +158,7 @@ fn config(url: &str, rate: f64, duration_ms: u64, connections: usize) -> LoadCon
         driver: Driver::Auto,
         timer_spin: TIMER_SPIN_DEFAULT,
         phases: None,
+        events: None,
         body: BodySource::Generated {
             users: UserSource::Synthetic { user_count: 1000 },
             pool_size: 200,

@@ -89,6 +89,10 @@ struct Args {
     /// Share of requests sent by bot clients (datacenter IPs, scripted or headless agents).
     #[arg(long, default_value_t = 0.0)]
     bot_share: f64,
+    /// Log every impression served (each bid of a complete 200 response: request id, imp id,
+    /// seat, cid, crid, price) to this file as JSON lines, for `ledger reconcile`.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,6 +171,7 @@ fn to_config(args: &Args) -> anyhow::Result<LoadConfig> {
         driver: Driver::parse(&args.driver)?,
         timer_spin: config::parse_duration(&args.timer_spin)?,
         phases,
+        events: args.events.clone(),
     };
     config.validate()?;
     Ok(config)

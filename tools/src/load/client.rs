@@ -87,6 +87,9 @@ pub struct Connection {
     /// Start of unconsumed bytes in `read_buf` (which holds `..len()` valid bytes).
     read_pos: usize,
     write_bytes_hint: usize,
+    /// Keep the response body in `body` (for `--events`); off, bodies are skipped unread.
+    capture: bool,
+    body: Vec<u8>,
 }
 
 impl Connection {
@@ -98,7 +101,19 @@ impl Connection {
             read_buf: Vec::with_capacity(HEAD_BYTES_MAX),
             read_pos: 0,
             write_bytes_hint,
+            capture: false,
+            body: Vec::new(),
         }
+    }
+
+    /// Keeps each response body (see [`Connection::body`]) instead of skipping it.
+    pub fn set_capture(&mut self, capture: bool) {
+        self.capture = capture;
+    }
+
+    /// The body of the last complete response when capturing (empty otherwise).
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 
     pub fn is_open(&self) -> bool {
@@ -141,6 +156,7 @@ impl Connection {
         }
         self.read_buf.clear();
         self.read_pos = 0;
+        self.body.clear();
     }
 
     async fn exchange_on(
@@ -233,6 +249,7 @@ impl Connection {
     ) -> Result<(), ExchangeError> {
         loop {
             let take = remaining.min(self.buffered());
+            self.keep(take);
             self.read_pos += take;
             remaining -= take;
             if remaining == 0 {
@@ -246,8 +263,17 @@ impl Connection {
         }
     }
 
+    /// Copies the next `n` unconsumed bytes into the captured body (when capturing).
+    fn keep(&mut self, n: usize) {
+        if self.capture {
+            let from = self.read_pos;
+            self.body.extend_from_slice(&self.read_buf[from..from + n]);
+        }
+    }
+
     async fn skip_until_close(&mut self, stream: &mut TcpStream) -> Result<(), ExchangeError> {
         let mut body_bytes = self.buffered();
+        self.keep(body_bytes);
         loop {
             self.read_buf.clear();
             self.read_pos = 0;
@@ -255,6 +281,7 @@ impl Connection {
             if n == 0 {
                 return Ok(());
             }
+            self.keep(n);
             body_bytes += n;
             if body_bytes > BODY_BYTES_MAX {
                 return Err(ExchangeError::Parse("response body larger than 16 MiB"));

@@ -231,6 +231,8 @@ pub struct LoadConfig {
     /// Rate over time (ramp, step, spike); `None` runs at `rate_per_s` for `duration`.
     /// When set, `rate_per_s` and `duration` must be its peak rate and total duration.
     pub phases: Option<super::profile::RateProfile>,
+    /// Log every served impression to this file (JSONL, see [`super::events`]).
+    pub events: Option<std::path::PathBuf>,
 }
 
 /// Default [`LoadConfig::timer_spin`]: off. Spinning keeps a core busy, which on a
@@ -413,6 +415,7 @@ mod tests {
             driver: Driver::Auto,
             timer_spin: TIMER_SPIN_DEFAULT,
             phases: None,
+            events: None,
             body: BodySource::Generated {
                 users: UserSource::Synthetic { user_count: 10 },
                 pool_size: 10,

@@ -4,7 +4,7 @@
 //! ([`population`]), OpenRTB 2.6 request generation and the pre-built request pool
 //! ([`request`]), a small HTTP/1.1 keep-alive client on monoio ([`client`]), the
 //! constant-rate schedule and its threads ([`scheduler`]), the statistics
-//! ([`stats`]) and the report ([`report`]).
+//! ([`stats`]), the report ([`report`]) and the served-impression log ([`events`]).
 //!
 //! Must not know: anything of the engine's internals. It speaks to the ad server
 //! only over HTTP, like any exchange would.
@@ -15,6 +15,7 @@
 pub mod client;
 pub mod compare;
 pub mod config;
+pub mod events;
 pub mod hgrm;
 pub mod population;
 pub mod profile;
@@ -47,6 +48,12 @@ pub enum LoadError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    #[error("event log {file}: {source}")]
+    Events {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The result of a run: the summary and the raw merged statistics (for the table).
@@ -107,6 +114,15 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         config.connections as u64,
     )?;
     let measured_from = schedule.start + schedule.warmup;
+    let events = match &config.events {
+        Some(path) => Some(Arc::new(events::EventSink::create(path).map_err(|source| {
+            LoadError::Events {
+                file: path.display().to_string(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
     let plan = RunPlan {
         addr: config.target.addr,
         schedule,
@@ -115,8 +131,15 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
         pool,
         driver: config.driver,
         timer_spin: config.timer_spin,
+        events: events.clone(),
     };
     let stats = scheduler::run_threads(&plan)?;
+    if let Some(sink) = &events {
+        sink.finish().map_err(|source| LoadError::Events {
+            file: sink.path().display().to_string(),
+            source,
+        })?;
+    }
     let facts = RunFacts {
         target: config.target.url.clone(),
         threads: config.threads,

@@ -18,6 +18,7 @@ use monoio::time::{Instant as MonoInstant, sleep_until, timeout_at};
 
 use super::client::{Connection, FailureKind, connect};
 use super::config::{ConfigError, Driver};
+use super::events::{EventSink, FLUSH_BYTES, events_of_response};
 use super::profile::{Phase, RateProfile};
 use super::request::RequestPool;
 use super::stats::Stats;
@@ -134,6 +135,8 @@ pub struct RunPlan {
     pub pool: Arc<RequestPool>,
     pub driver: Driver,
     pub timer_spin: Duration,
+    /// Where served impressions are logged (`--events`), if anywhere.
+    pub events: Option<Arc<EventSink>>,
 }
 
 /// Runs the whole schedule on `plan.threads` threads and merges their statistics.
@@ -177,6 +180,7 @@ fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
                     index,
                     plan: plan.clone(),
                     stats: stats.clone(),
+                    events: RefCell::new(Vec::new()),
                 };
                 monoio::spawn(driver.run())
             })
@@ -215,13 +219,41 @@ struct ConnectionDriver {
     index: u64,
     plan: RunPlan,
     stats: Rc<RefCell<Stats>>,
+    /// Event lines not yet handed to the sink.
+    events: RefCell<Vec<u8>>,
 }
 
 impl ConnectionDriver {
     async fn run(self) {
-        let schedule = &self.plan.schedule;
         let mut conn = Connection::new(self.plan.pool.request_bytes_max());
-        self.preconnect(&mut conn).await;
+        conn.set_capture(self.plan.events.is_some());
+        self.follow_schedule(&mut conn).await;
+        if let Some(sink) = &self.plan.events {
+            sink.write(&mut self.events.borrow_mut());
+        }
+    }
+
+    /// Logs the impressions of a complete response (when `--events` is on).
+    fn log_events(&self, conn: &Connection, status: u16) {
+        let Some(sink) = &self.plan.events else {
+            return;
+        };
+        if status != 200 {
+            return;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut buf = self.events.borrow_mut();
+        events_of_response(conn.body(), now_ms, &mut buf);
+        if buf.len() >= FLUSH_BYTES {
+            sink.write(&mut buf);
+        }
+    }
+
+    async fn follow_schedule(&self, conn: &mut Connection) {
+        let schedule = &self.plan.schedule;
+        self.preconnect(conn).await;
         let end_at = schedule.start + schedule.end;
         let mut request_no = self.index;
         loop {
@@ -238,7 +270,7 @@ impl ConnectionDriver {
                 wait_until(intended, self.plan.timer_spin).await;
             }
             self.attempt(
-                &mut conn,
+                conn,
                 request_no,
                 intended,
                 schedule.measured_phase(offset),
@@ -284,11 +316,10 @@ impl ConnectionDriver {
         }
         let Some(phase) = phase else {
             self.stats.borrow_mut().warmup_sent += 1;
-            if timeout_at(deadline, conn.exchange(&self.plan.pool, request_no))
-                .await
-                .is_err()
-            {
-                conn.close();
+            match timeout_at(deadline, conn.exchange(&self.plan.pool, request_no)).await {
+                Ok(Ok(response)) => self.log_events(conn, response.status),
+                Ok(Err(_)) => {}
+                Err(_) => conn.close(),
             }
             return;
         };
@@ -303,6 +334,9 @@ impl ConnectionDriver {
         let sent_at = Instant::now();
         let outcome = timeout_at(deadline, conn.exchange(&self.plan.pool, request_no)).await;
         let done_at = Instant::now();
+        if let Ok(Ok(response)) = &outcome {
+            self.log_events(conn, response.status);
+        }
         let mut stats = self.stats.borrow_mut();
         match outcome {
             Ok(Ok(response)) => {
@@ -434,6 +468,7 @@ mod tests {
             pool,
             driver: Driver::Auto,
             timer_spin: Duration::ZERO,
+            events: None,
         };
         assert_eq!(connections_of(0, &plan).collect::<Vec<_>>(), vec![0, 2, 4]);
         assert_eq!(connections_of(1, &plan).collect::<Vec<_>>(), vec![1, 3]);
