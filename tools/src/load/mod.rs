@@ -115,12 +115,12 @@ pub fn run_with_pool(config: &LoadConfig, pool: Arc<RequestPool>) -> Result<RunO
     )?;
     let measured_from = schedule.start + schedule.warmup;
     let events = match &config.events {
-        Some(path) => Some(Arc::new(events::EventSink::create(path).map_err(|source| {
-            LoadError::Events {
+        Some(path) => Some(Arc::new(events::EventSink::create(path).map_err(
+            |source| LoadError::Events {
                 file: path.display().to_string(),
                 source,
-            }
-        })?)),
+            },
+        )?)),
         None => None,
     };
     let plan = RunPlan {

@@ -269,13 +269,8 @@ impl ConnectionDriver {
             if intended > now {
                 wait_until(intended, self.plan.timer_spin).await;
             }
-            self.attempt(
-                conn,
-                request_no,
-                intended,
-                schedule.measured_phase(offset),
-            )
-            .await;
+            self.attempt(conn, request_no, intended, schedule.measured_phase(offset))
+                .await;
             request_no = match request_no.checked_add(schedule.connections) {
                 Some(next) => next,
                 None => return,
