@@ -306,6 +306,33 @@ pub struct BudgetConfig {
     /// Throttle change per update per unit of (actual - target) / budget.
     pub pacing_gain: f64,
     pub throttle_max: f64,
+    /// Directory of the budget write-ahead logs (allocator.wal, spend-N.wal); "" keeps the budget
+    /// in memory only (tests). A relative path is resolved against `$STATE_DIRECTORY` when systemd
+    /// sets it, else against the working directory.
+    pub wal_dir: String,
+    /// A log larger than this many bytes is compacted into one snapshot record.
+    pub wal_compact_bytes: u64,
+}
+
+impl BudgetConfig {
+    /// The WAL directory to use (`None`: in memory only), resolved as `wal_dir` documents.
+    pub fn wal_dir_resolved(&self) -> Option<PathBuf> {
+        if self.wal_dir.is_empty() {
+            return None;
+        }
+        let p = PathBuf::from(&self.wal_dir);
+        if p.is_absolute() {
+            return Some(p);
+        }
+        let state = std::env::var_os("STATE_DIRECTORY")
+            .and_then(|s| {
+                s.to_str()
+                    .and_then(|s| s.split(':').next())
+                    .map(PathBuf::from)
+            })
+            .filter(|s| !s.as_os_str().is_empty());
+        Some(state.map_or(p.clone(), |s| s.join(&p)))
+    }
 }
 
 impl Default for BudgetConfig {
@@ -330,6 +357,8 @@ impl Default for BudgetConfig {
             pacing_update_ms: 1_000,
             pacing_gain: 2.0,
             throttle_max: 0.99,
+            wal_dir: "adcore-data/wal".into(),
+            wal_compact_bytes: 64 << 20,
         }
     }
 }
@@ -451,6 +480,9 @@ impl Config {
         }
         if b.keys_max < 2 || b.journal_max == 0 {
             return bad("budget", "keys_max must be >= 2 and journal_max > 0");
+        }
+        if b.wal_compact_bytes < 4096 {
+            return bad("budget.wal_compact_bytes", "must be >= 4096");
         }
         if self.pacing_curve().is_none() {
             return bad(

@@ -35,6 +35,13 @@ pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
     config.catalog.path = opts.data_dir.join("catalog.json");
     config.profiles.path = opts.data_dir.join("users.csv");
     let _dsp_sim = start_dsp_sim(&mut config, &opts.data_dir, opts.seed);
+    // A fresh budget ledger per demo (the demo's budgets start unspent); removed at the end.
+    let wal_dir = (!config.budget.wal_dir.is_empty())
+        .then(|| std::env::temp_dir().join(format!("adcore-demo-wal-{}", std::process::id())));
+    if let Some(d) = &wal_dir {
+        config.budget.wal_dir = d.display().to_string();
+    }
+    let _cleanup = RemoveDir(wal_dir);
     let addr = config.server.listen;
     let engine = Engine::start(config)?;
     engine.stop_on_signals()?;
@@ -61,6 +68,17 @@ pub fn run(mut config: Config, opts: &DemoOptions) -> anyhow::Result<()> {
     }
     engine.wait()?;
     load.and(stats.map(|_| ()))
+}
+
+/// Removes a directory when dropped (the demo's WAL directory).
+struct RemoveDir(Option<std::path::PathBuf>);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 /// A `dsp-sim` child process, killed when dropped.

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::budget::durable::WalStats;
 use crate::catalog::Catalog;
 use crate::metrics::{
     NoBidReason, Outcome, Percentiles, Stage, percentiles, write_prom_header, write_prom_histogram,
@@ -24,6 +25,7 @@ pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
     write_mesh(&mut out, snaps);
     write_http(&mut out, snaps);
     write_spend(&mut out, snaps, catalog);
+    write_wal(&mut out, snaps);
     write_ml(&mut out, snaps);
     let rtb: Vec<(usize, &crate::rtb::metrics::RtbSnapshot)> =
         snaps.iter().map(|s| (s.shard, &s.rtb)).collect();
@@ -285,6 +287,73 @@ fn write_pacing(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
     }
 }
 
+/// The budget's write-ahead logs, one series per log (`wal="allocator"`, `wal="spend-0"`, ...).
+fn write_wal(out: &mut String, snaps: &[ShardSnapshot]) {
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&WalStats) -> f64,
+    );
+    let rows: [Row; 4] = [
+        (
+            "adcore_wal_commits_total",
+            "counter",
+            "Group commits (one write + one fdatasync) per budget log.",
+            |w| w.commits as f64,
+        ),
+        (
+            "adcore_wal_bytes_total",
+            "counter",
+            "Bytes written per budget log (framing included).",
+            |w| w.bytes as f64,
+        ),
+        (
+            "adcore_wal_durable_seq",
+            "gauge",
+            "Highest durable record sequence number per budget log.",
+            |w| w.durable_seq as f64,
+        ),
+        (
+            "adcore_wal_compactions_total",
+            "counter",
+            "Compactions (snapshot replaces the log) per budget log.",
+            |w| w.compactions as f64,
+        ),
+    ];
+    for (name, kind, help, f) in rows {
+        write_prom_header(out, name, kind, help);
+        for s in snaps {
+            for (wal, w) in &s.wal {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",wal=\"{wal}\"}} {}",
+                    s.shard,
+                    f(w)
+                );
+            }
+        }
+    }
+    let name = "adcore_wal_fsync_seconds";
+    write_prom_header(
+        out,
+        name,
+        "summary",
+        "Time in write + fdatasync (or compaction) per budget log.",
+    );
+    for s in snaps {
+        for (wal, w) in &s.wal {
+            let labels = format!("shard=\"{}\",wal=\"{wal}\"", s.shard);
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", w.fsync_ns as f64 / 1e9);
+            let _ = writeln!(
+                out,
+                "{name}_count{{{labels}}} {}",
+                w.commits + w.compactions
+            );
+        }
+    }
+}
+
 fn write_spend(out: &mut String, snaps: &[ShardSnapshot], catalog: &Catalog) {
     write_pacing(out, snaps, catalog);
     write_prom_header(
@@ -424,6 +493,30 @@ pub struct Stats {
     /// The per-DSP rows of `rtb`, where `/dashboard` reads them.
     #[serde(default)]
     pub dsps: Vec<crate::rtb::metrics::DspStats>,
+    /// The budget's durability (`budget.wal`: one row per log; empty when in memory only).
+    #[serde(default)]
+    pub budget: BudgetStats,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct BudgetStats {
+    pub wal: Vec<WalLine>,
+}
+
+/// One budget log in `/stats`.
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct WalLine {
+    pub shard: usize,
+    /// "allocator" or "spend-N".
+    pub name: String,
+    pub durable_seq: u64,
+    pub commits: u64,
+    pub compactions: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub size_bytes: u64,
+    pub fsync_seconds_sum: f64,
+    pub fsync_seconds_max: f64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -581,7 +674,25 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
         .collect();
     let rtb: Vec<&crate::rtb::metrics::RtbSnapshot> = snaps.iter().map(|s| &s.rtb).collect();
     let rtb = crate::rtb::metrics::stats(&rtb);
+    let wal = snaps
+        .iter()
+        .flat_map(|s| {
+            s.wal.iter().map(|(name, w)| WalLine {
+                shard: s.shard,
+                name: name.clone(),
+                durable_seq: w.durable_seq,
+                commits: w.commits,
+                compactions: w.compactions,
+                records: w.records,
+                bytes: w.bytes,
+                size_bytes: w.size_bytes,
+                fsync_seconds_sum: w.fsync_ns as f64 / 1e9,
+                fsync_seconds_max: w.fsync_ns_max as f64 / 1e9,
+            })
+        })
+        .collect();
     Stats {
+        budget: BudgetStats { wal },
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::budget::allocator::{Allocator, AllocatorConfig, Reply, Request};
 use crate::budget::calendar::{Calendar, UnknownZone};
+use crate::budget::durable::{self, AllocatorInputs, DurableError, WalHandle};
 use crate::budget::pacing::{PaceLine, Pacer, PacingConfig};
 use crate::budget::source::{Budget, LocalCounters, Sizing};
 use crate::budget::subledger::{self, SubLedgerConfig};
@@ -105,6 +106,101 @@ impl BudgetSetup {
     }
 }
 
+/// What one shard takes from the recovered logs at start.
+pub struct ShardDurable {
+    /// Shard 0: the recovered allocator and its log.
+    pub allocator: Option<(Allocator<LocalCounters>, WalHandle)>,
+    /// The shard's sub-ledger rebuilt from its spend log, and the log.
+    pub spend: (subledger::SubLedger, WalHandle),
+}
+
+/// The budget logs opened and replayed before the shards start (on the main thread, so a
+/// corrupt log stops the start with an error naming the file). Each shard takes its part.
+#[derive(Default)]
+pub struct DurableBoot {
+    slots: std::sync::Mutex<Vec<Option<ShardDurable>>>,
+    /// Held for the life of the process: no second process writes the same logs.
+    _lock: Option<std::fs::File>,
+}
+
+impl DurableBoot {
+    /// Shard `shard`'s recovered state and logs (`None`: in memory only).
+    pub fn take(&self, shard: usize) -> Option<ShardDurable> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.get_mut(shard).and_then(Option::take)
+    }
+}
+
+impl BudgetSetup {
+    fn allocator_inputs(&self) -> AllocatorInputs {
+        AllocatorInputs {
+            budgets: self.budgets.clone(),
+            calendar: self.calendar.clone(),
+            cfg: self.allocator,
+        }
+    }
+
+    /// Opens and replays every budget log in `dir` (creating it): the allocator's (reclaiming
+    /// every lot outstanding at the last stop or crash, durably) and one spend log per shard.
+    /// Each log gets its writer thread.
+    pub fn open_durable(
+        &self,
+        dir: &std::path::Path,
+        compact_bytes: u64,
+        now_ms: i64,
+    ) -> Result<DurableBoot, DurableError> {
+        let lock = durable::lock_dir(dir)?;
+        let spawn_err = |path: &str| {
+            let path = path.to_string();
+            move |source| DurableError::Io { path, source }
+        };
+        let (storage, path) = durable::open_file(dir, durable::ALLOCATOR_WAL)?;
+        let (alloc, wal, report) =
+            durable::recover_allocator(storage, &path, self.allocator_inputs(), now_ms, true)?;
+        log_recovery(&path, &report);
+        let handle = WalHandle::spawn("allocator", wal, compact_bytes).map_err(spawn_err(&path))?;
+        let mut allocator = Some((alloc, handle));
+        let mut slots = Vec::with_capacity(self.shards);
+        for shard in 0..self.shards {
+            let (storage, path) = durable::open_file(dir, &durable::spend_wal_name(shard))?;
+            let cfg = SubLedgerConfig {
+                shard: shard as u16,
+                ..self.subledger
+            };
+            let (core, wal, report) =
+                durable::recover_spend(storage, &path, cfg, self.calendar.clone(), now_ms)?;
+            log_recovery(&path, &report);
+            let name = format!("spend-{shard}");
+            let handle = WalHandle::spawn(&name, wal, compact_bytes).map_err(spawn_err(&path))?;
+            slots.push(Some(ShardDurable {
+                allocator: allocator.take(),
+                spend: (core, handle),
+            }));
+        }
+        Ok(DurableBoot {
+            slots: std::sync::Mutex::new(slots),
+            _lock: Some(lock),
+        })
+    }
+}
+
+fn log_recovery(path: &str, r: &durable::RecoveryReport) {
+    if r.torn_tail_bytes > 0 {
+        tracing::warn!(
+            path,
+            bytes = r.torn_tail_bytes,
+            "budget WAL: torn tail (an unacknowledged write cut by a crash) truncated"
+        );
+    }
+    tracing::info!(
+        path,
+        records = r.records,
+        snapshot = r.snapshot,
+        reclaimed_lots = r.reclaimed_lots,
+        "budget WAL recovered"
+    );
+}
+
 /// Unix time in milliseconds (the only clock read of the budget).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -151,6 +247,43 @@ impl SubLedger {
             records: Vec::new(),
             spend_records: 0,
         }
+    }
+
+    /// Shard `shard`'s sub-ledger rebuilt from its spend log (see [`DurableBoot`]).
+    pub fn recovered(setup: Arc<BudgetSetup>, shard: usize, core: subledger::SubLedger) -> Self {
+        SubLedger {
+            pacer: Pacer::new(setup.pacing.clone(), setup.budgets.len(), shard as u64 + 1),
+            core,
+            setup,
+            local: None,
+            out: Vec::new(),
+            records: Vec::new(),
+            spend_records: 0,
+        }
+    }
+
+    /// Moves the spend records of the journal to the shard's spend log (or just counts them when
+    /// the budget is in memory only).
+    pub fn drain_journal(&mut self, wal: Option<&WalHandle>) {
+        let n = match wal {
+            Some(w) => {
+                let before = w.queued();
+                w.queue(self.core.journal());
+                (w.queued() - before) as u64
+            }
+            None => self.core.journal().count() as u64,
+        };
+        self.spend_records += n;
+    }
+
+    /// Orderly stop: the returns queued by [`SubLedger::return_all`] (no refill, no heartbeat).
+    pub fn take_returns(&mut self, out: &mut Vec<Request>) {
+        self.core.take_returns(out);
+    }
+
+    /// The spend-log snapshot of this shard (drain the journal first).
+    pub fn snapshot(&self) -> Vec<u8> {
+        durable::encode_spend_snapshot(&self.core.image())
     }
 
     /// A one-shard sub-ledger with its own allocator (default `[budget]` settings, no pacing):

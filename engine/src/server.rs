@@ -12,6 +12,25 @@ use crate::config::Config;
 use crate::shard::{EngineShard, Shared};
 use crate::supervise::{self, Heartbeats};
 
+/// Opens and replays the budget's write-ahead logs (`[budget] wal_dir`; "" = in memory only).
+fn open_budget_logs(
+    config: &Config,
+    catalog: &Catalog,
+    shards: usize,
+) -> anyhow::Result<crate::ledger::DurableBoot> {
+    let Some(dir) = config.budget.wal_dir_resolved() else {
+        tracing::warn!("budget.wal_dir is empty: the budget is in memory only (lost on restart)");
+        return Ok(Default::default());
+    };
+    let setup = crate::ledger::BudgetSetup::new(config, catalog, shards)?;
+    let now = crate::ledger::now_ms();
+    let boot = setup
+        .open_durable(&dir, config.budget.wal_compact_bytes, now)
+        .context("recovering the budget write-ahead logs (refusing to start)")?;
+    tracing::info!(dir = %dir.display(), "budget write-ahead logs open");
+    Ok(boot)
+}
+
 /// A running engine.
 pub struct Engine {
     sharded: Sharded,
@@ -46,12 +65,15 @@ impl Engine {
             .dsp_registry("config")
             .context("building the DSP registry")?;
         let shards_config = config.shards_config();
-        let heartbeats = Arc::new(Heartbeats::new(shards_config.resolved_shard_count()));
+        let shard_count = shards_config.resolved_shard_count();
+        let heartbeats = Arc::new(Heartbeats::new(shard_count));
+        let budget_boot = open_budget_logs(&config, &catalog, shard_count)?;
         let shared = Arc::new(Shared {
             config: config.clone(),
             catalog: Arc::new(catalog),
             registry: Arc::new(registry),
             heartbeats: heartbeats.clone(),
+            budget_boot,
             model: Arc::new(model),
             users: std::sync::Mutex::new(users.map(Arc::new)),
             reload_requests: std::sync::atomic::AtomicU64::new(0),

@@ -15,8 +15,9 @@ use net::openrtb::BidRequest;
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
 use crate::auction::{AuctionResult, Scratch, run_auction};
+use crate::budget::durable::{WalHandle, WalStats};
 use crate::budget::pacing::PaceLine;
-use crate::budget::{Allocator, LocalCounters, allocator as alloc};
+use crate::budget::{Allocator, LedgerRecord, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::intake::{self, AuctionJob};
@@ -46,6 +47,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
     pub heartbeats: Arc<Heartbeats>,
+    /// The budget logs, recovered before the shards start; each shard takes its part.
+    pub budget_boot: crate::ledger::DurableBoot,
 }
 
 /// Messages between shards.
@@ -90,6 +93,8 @@ pub struct ShardSnapshot {
     pub pacing: Vec<PaceLine>,
     /// Spend records this shard produced for the ledger.
     pub spend_records: u64,
+    /// This shard's budget logs (none when the budget is in memory only).
+    pub wal: Vec<(String, WalStats)>,
     pub rtb: RtbSnapshot,
 }
 
@@ -98,6 +103,9 @@ pub struct EngineShard {
     ledger: RefCell<SubLedger>,
     /// The host's budget allocator: on shard 0 only.
     allocator: RefCell<Option<Allocator<LocalCounters>>>,
+    /// The allocator's log (shard 0) and this shard's spend log; `None`: in memory only.
+    alloc_wal: Option<WalHandle>,
+    spend_wal: Option<WalHandle>,
     scratch: RefCell<Scratch>,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
@@ -122,8 +130,22 @@ impl EngineShard {
         let setup = BudgetSetup::new(&shared.config, &shared.catalog, ctx.count())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let now = crate::ledger::now_ms();
-        let allocator = (ctx.id().0 == 0).then(|| setup.new_allocator(now));
-        let ledger = SubLedger::connected(Arc::new(setup), ctx.id().0, now);
+        let (allocator, alloc_wal, ledger, spend_wal) = match shared.budget_boot.take(ctx.id().0) {
+            Some(d) => {
+                let (a, aw) = d.allocator.unzip();
+                let ledger = SubLedger::recovered(Arc::new(setup), ctx.id().0, d.spend.0);
+                (a, aw, ledger, Some(d.spend.1))
+            }
+            None => {
+                let a = (ctx.id().0 == 0).then(|| setup.new_allocator(now));
+                (
+                    a,
+                    None,
+                    SubLedger::connected(Arc::new(setup), ctx.id().0, now),
+                    None,
+                )
+            }
+        };
         let rtb = ShardRtb::new(
             shared.registry.clone(),
             &shared.config.rtb,
@@ -136,6 +158,8 @@ impl EngineShard {
             shared,
             ledger: RefCell::new(ledger),
             allocator: RefCell::new(allocator),
+            alloc_wal,
+            spend_wal,
             scratch: RefCell::new(Scratch::default()),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
@@ -178,19 +202,62 @@ impl EngineShard {
             profiles_dropped: self.learning.profiles_dropped(),
             pacing: (0..ledger.len()).map(|i| ledger.pace(i)).collect(),
             spend_records: ledger.spend_records(),
+            wal: [&self.alloc_wal, &self.spend_wal]
+                .into_iter()
+                .flatten()
+                .map(|w| (w.name().to_string(), w.stats()))
+                .collect(),
             rtb: self.rtb.snapshot(),
         }
     }
 
-    /// The allocator's side of a budget message (runs on shard 0). Ledger records are produced
-    /// here; they are written to the write-ahead log once the WAL is wired in.
-    fn allocator_request(&self, req: alloc::Request) -> alloc::Reply {
-        let mut guard = self.allocator.borrow_mut();
-        let Some(a) = guard.as_mut() else {
-            return alloc::Reply::Fenced { epoch: u32::MAX };
-        };
+    /// The allocator's side of a budget message (runs on shard 0). Its ledger records are
+    /// committed to the allocator's log before the reply leaves (write-ahead: a grant is durable
+    /// before it can be spent); requests arriving meanwhile are grouped into the next commit.
+    async fn allocator_request(&self, req: alloc::Request) -> alloc::Reply {
         let mut records = Vec::new();
-        a.on_request(crate::ledger::now_ms(), req, &mut records)
+        let reply = {
+            let mut guard = self.allocator.borrow_mut();
+            let Some(a) = guard.as_mut() else {
+                return alloc::Reply::Fenced { epoch: u32::MAX };
+            };
+            a.on_request(crate::ledger::now_ms(), req, &mut records)
+        };
+        self.commit_allocator(records).await;
+        reply
+    }
+
+    /// Writes allocator records (if any) and waits until they are durable.
+    async fn commit_allocator(&self, records: Vec<LedgerRecord>) {
+        let Some(w) = &self.alloc_wal else { return };
+        if records.is_empty() {
+            return;
+        }
+        w.queue(records);
+        w.commit().await;
+        w.compact_if_due(|| {
+            let guard = self.allocator.borrow();
+            let a = guard
+                .as_ref()
+                .expect("the allocator lives on the shard with its log");
+            crate::budget::durable::encode_allocator_snapshot(a.state(), a.source())
+        })
+        .await;
+    }
+
+    /// Moves this shard's spend records to its spend log and waits until they are durable.
+    async fn commit_spend(&self) {
+        self.ledger
+            .borrow_mut()
+            .drain_journal(self.spend_wal.as_ref());
+        let Some(w) = &self.spend_wal else { return };
+        w.commit().await;
+        w.compact_if_due(|| {
+            let mut l = self.ledger.borrow_mut();
+            l.drain_journal(Some(w));
+            l.snapshot()
+        })
+        .await;
     }
 
     /// One exchange with the allocator: what the sub-ledger wants sent, and the replies.
@@ -199,10 +266,19 @@ impl EngineShard {
         {
             let mut l = self.ledger.borrow_mut();
             l.poll(now, out);
-            let n = l.journal().count() as u64;
-            l.count_spend_records(n);
             l.update_pacing(now);
         }
+        self.commit_spend().await;
+        self.exchange(ctx, out).await;
+        let mut records = Vec::new();
+        if let Some(a) = self.allocator.borrow_mut().as_mut() {
+            a.tick(now, &mut records);
+        }
+        self.commit_allocator(records).await;
+    }
+
+    /// Sends `out` to the allocator and applies the replies.
+    async fn exchange(&self, ctx: &ShardCtx<Self>, out: &mut Vec<alloc::Request>) {
         for req in out.drain(..) {
             let reply = ctx.invoke_on(ShardId(0), Msg::Budget(req)).await;
             if let Ok(Reply::Budget(r)) = reply {
@@ -211,10 +287,22 @@ impl EngineShard {
                     .on_reply(crate::ledger::now_ms(), r);
             }
         }
-        if let Some(a) = self.allocator.borrow_mut().as_mut() {
-            let mut records = Vec::new();
-            a.tick(now, &mut records);
+    }
+
+    /// Orderly stop, after the HTTP drain: commit the last spend records, return every unspent
+    /// lot (twice: a grant still travelling during the first pass is returned by the second);
+    /// the allocator commits the Returns before it answers.
+    async fn stop_budget(&self, ctx: &ShardCtx<Self>) {
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            {
+                let mut l = self.ledger.borrow_mut();
+                l.return_all();
+                l.take_returns(&mut out);
+            }
+            self.exchange(ctx, &mut out).await;
         }
+        self.commit_spend().await;
     }
 
     /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
@@ -294,6 +382,7 @@ impl Service for EngineShard {
         }
         let limits = self.shared.config.http_limits();
         net::http::serve(listener, front, limits, shutdown, self.http_stats.clone()).await;
+        self.stop_budget(&ctx).await;
     }
 
     async fn handle(self: Rc<Self>, ctx: ShardCtx<Self>, _from: ShardId, msg: Msg) -> Reply {
@@ -311,7 +400,7 @@ impl Service for EngineShard {
                 self.learning.swap_model(m);
                 Reply::Done
             }
-            Msg::Budget(req) => Reply::Budget(self.allocator_request(req)),
+            Msg::Budget(req) => Reply::Budget(self.allocator_request(req).await),
             Msg::RtbWindow => Reply::RtbWindow(self.rtb.window_totals()),
             Msg::RtbHealth(table) => {
                 self.rtb.set_health(table);

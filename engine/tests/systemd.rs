@@ -112,6 +112,8 @@ fn notify_protocol_ready_watchdog_stopping() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_adserver"))
         .args(&args)
         .env("NOTIFY_SOCKET", &sock_path)
+        // As systemd's StateDirectory= does: the budget WAL goes there.
+        .env("STATE_DIRECTORY", dir.path())
         .env("WATCHDOG_USEC", "400000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -216,6 +216,38 @@ impl<S: BudgetSource> Allocator<S> {
         a
     }
 
+    /// Rebuilds the allocator from a snapshot of its state and source (a compacted WAL), then
+    /// replays the records that follow the snapshot. Panics if the snapshot does not fit the
+    /// configuration (a caller checks shard and campaign counts first).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore<'a>(
+        source: S,
+        state: AllocatorState,
+        budgets: Vec<Budget>,
+        calendar: Arc<Calendar>,
+        cfg: AllocatorConfig,
+        now_ms: i64,
+        records: impl IntoIterator<Item = &'a LedgerRecord>,
+    ) -> Self {
+        let mut a = Self::new(source, budgets, calendar, cfg, now_ms);
+        assert_eq!(
+            state.epochs.len(),
+            a.state.epochs.len(),
+            "snapshot shard count"
+        );
+        assert_eq!(
+            state.days.len(),
+            a.state.days.len(),
+            "snapshot campaign count"
+        );
+        a.state = state;
+        for r in records {
+            a.source.replay(r);
+            a.apply(r);
+        }
+        a
+    }
+
     pub fn state(&self) -> &AllocatorState {
         &self.state
     }

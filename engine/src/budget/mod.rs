@@ -13,6 +13,7 @@
 
 pub mod allocator;
 pub mod calendar;
+pub mod durable;
 pub mod pacing;
 pub mod record;
 pub mod redis_source;
@@ -24,4 +25,4 @@ pub use allocator::{Allocator, AllocatorConfig};
 pub use calendar::Calendar;
 pub use record::LedgerRecord;
 pub use source::{Budget, BudgetSource, LocalCounters, Sizing};
-pub use subledger::{Refusal, SpendLine, SubLedger, SubLedgerConfig};
+pub use subledger::{Refusal, SpendImage, SpendLine, SubLedger, SubLedgerConfig};

@@ -80,7 +80,8 @@ const TAG_RECLAIM: u8 = 4;
 const TAG_SPEND: u8 = 5;
 const TAG_ROLL: u8 = 6;
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as an unsigned LEB128 varint (also used by the WAL snapshots in `durable.rs`).
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -88,7 +89,7 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
@@ -96,13 +97,14 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    kind: &'static str,
+/// Reads varint fields; errors name the record kind and field.
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) kind: &'static str,
 }
 
 impl Reader<'_> {
-    fn u64(&mut self, field: &'static str) -> Result<u64, RecordError> {
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, RecordError> {
         let err = RecordError::Field {
             kind: self.kind,
             field,
@@ -126,7 +128,7 @@ impl Reader<'_> {
         Err(err)
     }
 
-    fn u32(&mut self, field: &'static str) -> Result<u32, RecordError> {
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, RecordError> {
         let v = self.u64(field)?;
         u32::try_from(v).map_err(|_| RecordError::Field {
             kind: self.kind,
@@ -134,7 +136,7 @@ impl Reader<'_> {
         })
     }
 
-    fn shard(&mut self) -> Result<ShardNo, RecordError> {
+    pub(crate) fn shard(&mut self) -> Result<ShardNo, RecordError> {
         let v = self.u64("shard")?;
         ShardNo::try_from(v).map_err(|_| RecordError::Field {
             kind: self.kind,
@@ -142,11 +144,11 @@ impl Reader<'_> {
         })
     }
 
-    fn day(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn day(&mut self) -> Result<i64, RecordError> {
         Ok(unzigzag(self.u64("day")?))
     }
 
-    fn end(self) -> Result<(), RecordError> {
+    pub(crate) fn end(self) -> Result<(), RecordError> {
         if self.buf.is_empty() {
             Ok(())
         } else {

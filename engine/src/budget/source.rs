@@ -152,6 +152,22 @@ impl LocalCounters {
         l.slack -= t.slack;
     }
 
+    /// The counters as lists (for a WAL snapshot): per (campaign, day) and per campaign.
+    pub fn parts(&self) -> (Vec<((u32, i64), Taken)>, Vec<(u32, Taken)>) {
+        (
+            self.day.iter().map(|(k, v)| (*k, *v)).collect(),
+            self.life.iter().map(|(k, v)| (*k, *v)).collect(),
+        )
+    }
+
+    /// Counters rebuilt from [`LocalCounters::parts`].
+    pub fn from_parts(day: Vec<((u32, i64), Taken)>, life: Vec<(u32, Taken)>) -> LocalCounters {
+        LocalCounters {
+            day: day.into_iter().collect(),
+            life: life.into_iter().collect(),
+        }
+    }
+
     /// Drops day counters older than `day` (lifetime counters stay).
     pub fn forget_before(&mut self, day: i64) {
         self.day.retain(|&(_, d), _| d >= day);

@@ -99,6 +99,22 @@ impl Line {
     }
 }
 
+/// One campaign's spend in a [`SpendImage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LineImage {
+    pub day: i64,
+    pub spent_day: u64,
+    pub spent_life: u64,
+    pub impressions: u64,
+}
+
+/// A shard's recoverable spend state (a spend-WAL snapshot): see [`SubLedger::image`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpendImage {
+    pub lines: Vec<LineImage>,
+    pub keys: Vec<u64>,
+}
+
 /// Two generations of idempotency keys: bounded memory, at least `max / 2` recent keys kept.
 #[derive(Debug, Clone, Default)]
 struct KeySet {
@@ -115,6 +131,12 @@ impl KeySet {
             prev: ahash::AHashSet::with_capacity(half),
             half,
         }
+    }
+
+    /// Every remembered key, the older generation first (re-inserting in this order rebuilds
+    /// the same generations).
+    fn iter_oldest_first(&self) -> impl Iterator<Item = u64> + '_ {
+        self.prev.iter().chain(self.cur.iter()).copied()
     }
 
     fn contains(&self, k: u64) -> bool {
@@ -184,7 +206,29 @@ impl SubLedger {
         now_ms: i64,
         records: impl IntoIterator<Item = &'a LedgerRecord>,
     ) -> SubLedger {
+        Self::recover_from(cfg, calendar, now_ms, &SpendImage::default(), records)
+    }
+
+    /// [`SubLedger::recover`] from a snapshot image (a compacted spend WAL) and the records that
+    /// follow it.
+    pub fn recover_from<'a>(
+        cfg: SubLedgerConfig,
+        calendar: Arc<Calendar>,
+        now_ms: i64,
+        image: &SpendImage,
+        records: impl IntoIterator<Item = &'a LedgerRecord>,
+    ) -> SubLedger {
         let mut l = SubLedger::new(cfg, calendar, now_ms);
+        for (line, img) in l.lines.iter_mut().zip(&image.lines) {
+            line.spent_life = img.spent_life;
+            line.impressions = img.impressions;
+            if img.day == line.day() {
+                line.spent_day = img.spent_day;
+            }
+        }
+        for &k in &image.keys {
+            l.keys.insert(k);
+        }
         for r in records {
             if let LedgerRecord::Spend {
                 campaign,
@@ -204,6 +248,24 @@ impl SubLedger {
             }
         }
         l
+    }
+
+    /// What a spend-WAL snapshot keeps: spend per campaign and the remembered idempotency keys.
+    /// Spend records still in the journal are included: drain it to the WAL first.
+    pub fn image(&self) -> SpendImage {
+        SpendImage {
+            lines: self
+                .lines
+                .iter()
+                .map(|l| LineImage {
+                    day: l.day(),
+                    spent_day: l.spent_day,
+                    spent_life: l.spent_life,
+                    impressions: l.impressions,
+                })
+                .collect(),
+            keys: self.keys.iter_oldest_first().collect(),
+        }
     }
 
     pub fn epoch(&self) -> Option<u32> {
@@ -347,6 +409,11 @@ impl SubLedger {
             self.return_lot(c);
             self.lines[c].drop_lot();
         }
+    }
+
+    /// Orderly stop: only the queued returns (no refills, no heartbeat), appended to `out`.
+    pub fn take_returns(&mut self, out: &mut Vec<Request>) {
+        out.append(&mut self.returns);
     }
 
     /// What to send the allocator now (appended to `out`).

@@ -61,10 +61,12 @@ impl Server {
         );
         let cfg_path = dir.path().join("adserver.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
+        // The working directory is the test's own: the default budget.wal_dir lands there.
         let child = Command::new(env!("CARGO_BIN_EXE_adserver"))
             .arg("--config")
             .arg(&cfg_path)
             .arg("serve")
+            .current_dir(dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
