@@ -159,6 +159,7 @@ fn config(url: &str, rate: f64, duration_ms: u64, connections: usize) -> LoadCon
         timer_spin: TIMER_SPIN_DEFAULT,
         phases: None,
         events: None,
+        id_base: 0,
         body: BodySource::Generated {
             users: UserSource::Synthetic { user_count: 1000 },
             pool_size: 200,

@@ -93,6 +93,10 @@ struct Args {
     /// seat, cid, crid, price) to this file as JSON lines, for `ledger reconcile`.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Request ids are this plus the request number (so two runs never reuse an id: the server
+    /// refuses to charge an impression id twice).
+    #[arg(long, default_value_t = 0)]
+    id_base: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -172,6 +176,7 @@ fn to_config(args: &Args) -> anyhow::Result<LoadConfig> {
         timer_spin: config::parse_duration(&args.timer_spin)?,
         phases,
         events: args.events.clone(),
+        id_base: args.id_base,
     };
     config.validate()?;
     Ok(config)

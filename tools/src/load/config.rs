@@ -233,6 +233,8 @@ pub struct LoadConfig {
     pub phases: Option<super::profile::RateProfile>,
     /// Log every served impression to this file (JSONL, see [`super::events`]).
     pub events: Option<std::path::PathBuf>,
+    /// Request ids are `id_base + request number` (generated bodies only).
+    pub id_base: u64,
 }
 
 /// Default [`LoadConfig::timer_spin`]: off. Spinning keeps a core busy, which on a
@@ -416,6 +418,7 @@ mod tests {
             timer_spin: TIMER_SPIN_DEFAULT,
             phases: None,
             events: None,
+            id_base: 0,
             body: BodySource::Generated {
                 users: UserSource::Synthetic { user_count: 10 },
                 pool_size: 10,

@@ -73,7 +73,7 @@ pub fn run(config: &LoadConfig) -> Result<RunOutcome, LoadError> {
 
 /// Builds the request pool `config` describes (loading or synthesizing users).
 pub fn build_pool(config: &LoadConfig) -> Result<RequestPool, LoadError> {
-    match &config.body {
+    let pool = match &config.body {
         BodySource::Fixed(body) => Ok(RequestPool::fixed(&config.target, body)?),
         BodySource::Generated {
             users,
@@ -89,7 +89,8 @@ pub fn build_pool(config: &LoadConfig) -> Result<RequestPool, LoadError> {
                 config.seed,
             )?)
         }
-    }
+    };
+    pool.map(|p| p.with_id_base(config.id_base))
 }
 
 /// Loads the CSV population or synthesizes one.

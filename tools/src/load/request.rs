@@ -369,6 +369,8 @@ struct Entry {
 pub struct RequestPool {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
+    /// Added to the request number written as the request id (distinct ids across runs).
+    id_base: u64,
 }
 
 impl RequestPool {
@@ -382,6 +384,7 @@ impl RequestPool {
     ) -> Result<RequestPool, RequestError> {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut pool = RequestPool {
+            id_base: 0,
             bytes: Vec::new(),
             entries: Vec::with_capacity(pool_size),
         };
@@ -405,6 +408,7 @@ impl RequestPool {
     /// A pool of one request that sends `body` unchanged every time.
     pub fn fixed(target: &Target, body: &[u8]) -> Result<RequestPool, RequestError> {
         let mut pool = RequestPool {
+            id_base: 0,
             bytes: Vec::new(),
             entries: Vec::with_capacity(1),
         };
@@ -464,8 +468,15 @@ impl RequestPool {
         out.clear();
         out.extend_from_slice(&self.bytes[e.start..e.start + e.len]);
         if let Some(offset) = e.id_offset {
-            write_fixed_width(request_no, &mut out[offset..offset + ID_DIGITS]);
+            let id = request_no.wrapping_add(self.id_base);
+            write_fixed_width(id, &mut out[offset..offset + ID_DIGITS]);
         }
+    }
+
+    /// Request ids become `id_base + request number` (so two runs never reuse an id).
+    pub fn with_id_base(mut self, id_base: u64) -> RequestPool {
+        self.id_base = id_base;
+        self
     }
 
     /// Whether request number `request_no` comes from a bot client.
