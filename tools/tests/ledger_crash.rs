@@ -14,7 +14,15 @@ use std::time::{Duration, Instant};
 use tools::ledger::account::Accounts;
 use tools::ledger::read;
 
-const DAILY_MICROS: u64 = 60_000;
+/// Daily budget per campaign id: id 1 runs out before the kill, the others spend across it and
+/// after the restart (lifetime: 10 days).
+fn daily_micros(id: u64) -> u64 {
+    match id {
+        1 => 150_000,
+        5 => 1_000_000,
+        _ => 400_000,
+    }
+}
 
 fn fixture_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/catalog.json")
@@ -46,14 +54,15 @@ fn adserver_bin() -> PathBuf {
     bin
 }
 
-/// The fixture catalog with every paid budget cut to `DAILY_MICROS` a day (lifetime 10 days).
+/// The fixture catalog with every paid budget cut to [`daily_micros`].
 fn small_budget_catalog(dir: &Path) -> PathBuf {
     let mut cat: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture_catalog()).unwrap()).unwrap();
     for c in cat["campaigns"].as_array_mut().unwrap() {
         if c["kind"]["type"] != "house" {
-            c["budget_daily_micros"] = DAILY_MICROS.into();
-            c["budget_lifetime_micros"] = (DAILY_MICROS * 10).into();
+            let daily = daily_micros(c["id"].as_u64().unwrap());
+            c["budget_daily_micros"] = daily.into();
+            c["budget_lifetime_micros"] = (daily * 10).into();
         }
     }
     let path = dir.join("catalog.json");
@@ -161,8 +170,7 @@ fn health(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
@@ -175,7 +183,14 @@ fn health(addr: SocketAddr) -> bool {
 fn load(url: &str, events: &Path, id_base: u64, duration: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_rtb-load"))
         .args(["--target", url, "--rate", "300", "--duration", duration])
-        .args(["--connections", "8", "--timeout", "500ms", "--user-count", "500"])
+        .args([
+            "--connections",
+            "8",
+            "--timeout",
+            "500ms",
+            "--user-count",
+            "500",
+        ])
         .args(["--pool", "2000", "--driver", "legacy"])
         .arg("--id-base")
         .arg(id_base.to_string())
@@ -233,15 +248,23 @@ fn kill_9_mid_load_then_restart_loses_no_committed_spend_and_stays_within_budget
     std::thread::sleep(Duration::from_millis(1_500));
     s.kill_9();
     let out1 = finish(run1);
-    assert!(out1.status.success(), "{}", String::from_utf8_lossy(&out1.stderr));
+    assert!(
+        out1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out1.stderr)
+    );
     assert!(lines(&ev1) > 0, "nothing served before the kill");
     let before = Accounts::from_files(&read::read_all(&wal).unwrap());
     let outstanding_at_kill: u64 = before.days().values().map(|f| f.outstanding()).sum();
 
     // Restart on the same WAL: recovery reclaims every lot outstanding at the kill.
     let mut s = Server::start(&bin, dir.path(), &catalog, &wal);
-    let out2 = finish(load(&s.url(), &ev2, 1 << 40, "1500ms"));
-    assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
+    let out2 = finish(load(&s.url(), &ev2, 1 << 40, "3s"));
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
     s.terminate();
 
     let after = Accounts::from_files(&read::read_all(&wal).unwrap());
@@ -262,6 +285,7 @@ fn kill_9_mid_load_then_restart_loses_no_committed_spend_and_stays_within_budget
     assert!(ok, "ledger verify:\n{text}");
     let cat = catalog.to_str().unwrap();
     let (ok, text) = ledger(&["spend", w, "--catalog", cat, "--bound-ppm", "10000"]);
+    eprintln!("ledger spend:\n{text}");
     assert!(ok, "ledger spend:\n{text}");
     assert!(!text.contains("OVER"), "{text}");
 
@@ -277,6 +301,7 @@ fn kill_9_mid_load_then_restart_loses_no_committed_spend_and_stays_within_budget
         "--catalog",
         cat,
     ]);
+    eprintln!("ledger reconcile:\n{text}");
     assert!(ok, "ledger reconcile:\n{text}");
     assert!(text.contains("no committed spend lost"), "{text}");
     let matched_line = text

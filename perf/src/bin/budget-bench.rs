@@ -74,7 +74,10 @@ fn parse_args() -> anyhow::Result<Args> {
             ),
         }
     }
-    anyhow::ensure!(a.ops > 0 && a.redis_seq_ops > 0 && a.redis_pipe_ops > 0, "counts > 0");
+    anyhow::ensure!(
+        a.ops > 0 && a.redis_seq_ops > 0 && a.redis_pipe_ops > 0,
+        "counts > 0"
+    );
     anyhow::ensure!((1..=1024).contains(&a.depth), "--depth 1..=1024");
     anyhow::ensure!(a.ops <= 100_000_000, "--ops at most 1e8 (bounded run)");
     anyhow::ensure!(
