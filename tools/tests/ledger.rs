@@ -463,3 +463,105 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--events"), "{}", text(&o));
 }
+
+#[test]
+fn compacted_logs_count_their_snapshots() {
+    use engine::budget::LocalCounters;
+    use engine::budget::allocator::{AllocatorState, Lot};
+    use engine::budget::durable::{encode_allocator_snapshot, encode_spend_snapshot};
+    use engine::budget::subledger::{LineImage, SpendImage};
+    let dir = tempfile::tempdir().unwrap();
+    // Allocator at compaction: campaign #0 granted 80000 in all, 20000 returned, 10000 reported
+    // spent by a closed lot, and shard 0 (epoch 1) still holding 50000.
+    let mut st = AllocatorState {
+        epochs: vec![1, 1],
+        days: vec![DAY; 6],
+        ..AllocatorState::default()
+    };
+    st.lots.insert(
+        (0, 0, DAY),
+        Lot {
+            epoch: 1,
+            chunk: 49_000,
+            slack: 1_000,
+        },
+    );
+    st.accts.insert(
+        (0, DAY),
+        engine::budget::allocator::Acct {
+            granted: 80_000,
+            returned: 20_000,
+            spent: 10_000,
+            reclaimed: 0,
+        },
+    );
+    let (mut wal, _) = Wal::open(FileStorage::open(dir.path(), "allocator.wal").unwrap()).unwrap();
+    wal.append(&LedgerRecord::Register { shard: 0, epoch: 1 }.encode());
+    wal.commit();
+    wal.compact(&encode_allocator_snapshot(&st, &LocalCounters::default()));
+    // After it: the held lot is reclaimed (a restart).
+    wal.append(
+        &LedgerRecord::Reclaim {
+            shard: 0,
+            epoch: 1,
+            campaign: 0,
+            day: DAY,
+            chunk: 49_000,
+            slack: 1_000,
+        }
+        .encode(),
+    );
+    wal.commit();
+    // Shard 0's spend log compacted: 12500 today, 30000 lifetime, key of r1 remembered.
+    let img = SpendImage {
+        lines: vec![LineImage {
+            day: DAY,
+            spent_day: 12_500,
+            spent_life: 30_000,
+            impressions: 9,
+        }],
+        keys: vec![impression_key("r1", "1")],
+    };
+    let (mut wal, _) = Wal::open(FileStorage::open(dir.path(), "spend-0.wal").unwrap()).unwrap();
+    wal.compact(&encode_spend_snapshot(&img));
+    wal.append(&spend(0, 0, "r2", 2_500).encode());
+    wal.commit();
+
+    let o = ledger(&["verify", p(dir.path())]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("snapshot seq"), "{}", text(&o));
+    let o = ledger(&["spend", p(dir.path()), "--catalog", p(&catalog())]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("id 1 ") && l.contains("2025-11-08"))
+        .unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // granted 80000, returned 20000, reclaimed 50000, spent 12500 + 2500, nothing outstanding.
+    assert_eq!(
+        &cols[3..8],
+        &["80000", "20000", "50000", "15000", "0"],
+        "{t}"
+    );
+    assert!(t.contains("earlier"), "{t}");
+    assert!(t.contains("compacted into a snapshot"), "{t}");
+    // r1 is matched through the snapshot's keys; r2 through its record.
+    let ev = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &ev,
+        event("r1", 2.5, "adcore", "1", false) + &event("r2", 2.5, "adcore", "1", false),
+    )
+    .unwrap();
+    let o = ledger(&[
+        "reconcile",
+        p(dir.path()),
+        "--events",
+        p(&ev),
+        "--catalog",
+        p(&catalog()),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("matched in the ledger:    2 impressions"), "{t}");
+}

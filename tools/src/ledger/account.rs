@@ -24,9 +24,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use engine::budget::record::{LedgerRecord, ShardNo};
+use engine::budget::allocator::AllocatorState;
+use engine::budget::durable::{decode_allocator_snapshot, decode_spend_snapshot};
+use engine::budget::record::{LedgerRecord, RecordError, ShardNo};
+use engine::budget::subledger::SpendImage;
 
-use super::read::LedgerFile;
+use super::read::{LedgerFile, SnapshotInfo};
+
+/// Shard number of the figures a snapshot carries per campaign-day (not one shard's lot).
+pub const SNAPSHOT_SHARD: ShardNo = ShardNo::MAX;
+/// Day of spend a spend snapshot only knows as "lifetime before its current day".
+pub const EARLIER_DAY: i64 = i64::MIN;
 
 /// Money figures of a lot or of a campaign-day, micros.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,9 +75,11 @@ impl Figures {
 /// `(campaign, day, shard, epoch)`: campaign-day first so a day's lots are one range.
 pub type LotKey = (u32, i64, ShardNo, u32);
 
-/// One committed Spend record, by idempotency key.
+/// One committed Spend record, by idempotency key (`from_snapshot`: only the key survived a
+/// compaction; campaign, day and cost are unknown, 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendAt {
+    pub from_snapshot: bool,
     pub campaign: u32,
     pub day: i64,
     pub shard: ShardNo,
@@ -95,8 +105,16 @@ impl Accounts {
     pub fn from_files(files: &[LedgerFile]) -> Accounts {
         let mut a = Accounts::default();
         for f in files {
-            if f.snapshot.is_some() {
+            if let Some(snap) = &f.snapshot {
                 a.snapshots.push(f.name());
+                if let Err(e) = a.seed(&f.name(), snap) {
+                    a.problems.push(format!(
+                        "{}: snapshot seq {} at byte offset {} does not decode: {e}",
+                        f.name(),
+                        snap.seq,
+                        snap.offset
+                    ));
+                }
             }
             for e in &f.entries {
                 a.apply(&f.name(), e.seq, &e.record);
@@ -157,6 +175,64 @@ impl Accounts {
         }
     }
 
+    /// Starts from a compaction snapshot (the engine's `budget::durable` encodings).
+    fn seed(&mut self, file: &str, snap: &SnapshotInfo) -> Result<(), RecordError> {
+        match decode_allocator_snapshot(&snap.payload) {
+            Ok((state, _counters)) => {
+                self.seed_allocator(&state);
+                Ok(())
+            }
+            Err(RecordError::UnknownTag(_)) => {
+                let img = decode_spend_snapshot(&snap.payload)?;
+                self.seed_spend(file, snap.seq, &img);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Outstanding lots stay lots (later returns and reclaims find them); each campaign-day's
+    /// closed money goes to a [`SNAPSHOT_SHARD`] lot.
+    fn seed_allocator(&mut self, st: &AllocatorState) {
+        for (&(c, s, d), lot) in &st.lots {
+            self.lot(c, d, s, lot.epoch).granted += lot.total();
+        }
+        for (&(c, d), a) in &st.accts {
+            let out = st.outstanding(c, d);
+            let base = self.lot(c, d, SNAPSHOT_SHARD, 0);
+            base.granted += a.granted.saturating_sub(out);
+            base.returned += a.returned;
+            base.reported += a.spent;
+            base.reclaimed += a.reclaimed;
+        }
+    }
+
+    /// Spend of the snapshot's current day per campaign, the rest of its lifetime spend as
+    /// [`EARLIER_DAY`], and its idempotency keys (costs unknown).
+    fn seed_spend(&mut self, file: &str, seq: u64, img: &SpendImage) {
+        for (c, l) in img.lines.iter().enumerate() {
+            let c = c as u32;
+            if l.spent_day > 0 {
+                self.lot(c, l.day, SNAPSHOT_SHARD, 0).spent += l.spent_day;
+            }
+            let earlier = self.lot(c, EARLIER_DAY, SNAPSHOT_SHARD, 0);
+            earlier.spent += l.spent_life.saturating_sub(l.spent_day);
+            earlier.impressions += l.impressions;
+        }
+        for &key in &img.keys {
+            self.spends.entry(key).or_insert(SpendAt {
+                from_snapshot: true,
+                campaign: 0,
+                day: EARLIER_DAY,
+                shard: SNAPSHOT_SHARD,
+                epoch: 0,
+                cost: 0,
+                file: file.to_string(),
+                seq,
+            });
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn spend(
         &mut self,
@@ -173,6 +249,7 @@ impl Accounts {
         lot.spent += cost;
         lot.impressions += 1;
         let at = SpendAt {
+            from_snapshot: false,
             campaign,
             day,
             shard,
@@ -257,8 +334,12 @@ impl Accounts {
     }
 }
 
-/// `2026-11-28` for a day number (days since 1970-01-01 in the advertiser's zone).
+/// `2026-11-28` for a day number (days since 1970-01-01 in the advertiser's zone); `earlier`
+/// for [`EARLIER_DAY`].
 pub fn day_name(day: i64) -> String {
+    if day == EARLIER_DAY {
+        return "earlier".to_string();
+    }
     let (y, m, d) = engine::catalog::civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
 }

@@ -111,7 +111,7 @@ pub fn reconcile(
     };
     if !acc.snapshots.is_empty() {
         r.warnings.push(format!(
-            "{} compacted into a snapshot: spends before it cannot be matched",
+            "{} compacted into a snapshot: spends before it are matched by key only (cost unknown)",
             acc.snapshots.join(", ")
         ));
     }
@@ -139,7 +139,7 @@ pub fn reconcile(
         }
         match acc.spends.get(&key) {
             Some(s) if *times == 1 => {
-                if s.campaign as usize != campaign || s.cost != cost {
+                if !s.from_snapshot && (s.campaign as usize != campaign || s.cost != cost) {
                     r.problems.push(format!(
                         "request {:?} imp {:?}: served as campaign id {cid} for {cost} micros, \
                          ledger {} seq {} charged campaign #{} {} micros",

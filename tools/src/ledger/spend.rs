@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use engine::budget::source::mul_ppm;
 use engine::catalog::Catalog;
 
-use super::account::{Accounts, Figures, day_name};
+use super::account::{Accounts, EARLIER_DAY, Figures, day_name};
 
 /// Default inaccuracy bound (1 %, `[budget] bound_ppm`).
 pub const BOUND_PPM_DEFAULT: u64 = 10_000;
@@ -71,7 +71,8 @@ impl SpendReport {
         };
         if !acc.snapshots.is_empty() {
             r.warnings.push(format!(
-                "{} compacted into a snapshot: only records after it are counted",
+                "{} compacted into a snapshot: figures before it are the snapshot's totals per \
+                 campaign-day (spend before its day shows as `earlier`); per-lot checks skipped",
                 acc.snapshots.join(", ")
             ));
         }
@@ -87,7 +88,9 @@ impl SpendReport {
                     "campaign {c} is in the ledger but not in the catalog"
                 ));
             }
-            r.push(c, Some(d), f, b, b.map(|b| b.daily_micros));
+            // Spend a snapshot only knows as "before its day" spans days: no daily budget.
+            let daily = b.map(|b| b.daily_micros).filter(|_| d != EARLIER_DAY);
+            r.push(c, Some(d), f, b, daily);
             life.entry(c).or_default().add(&f);
         }
         for (c, f) in life {
