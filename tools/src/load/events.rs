@@ -50,7 +50,7 @@ impl ServedEvent {
     /// The price in integer CPM micros (the engine writes `micros / 1e6`; this inverts it).
     pub fn price_cpm_micros(&self) -> Option<u64> {
         let m = (self.price_cpm * 1_000_000.0).round();
-        (m.is_finite() && m >= 0.0 && m < 1.8e19).then_some(m as u64)
+        (0.0..1.8e19).contains(&m).then_some(m as u64)
     }
 }
 
