@@ -27,6 +27,9 @@ enum Mode {
     CloseEach,
     /// Read requests, never answer.
     Stall,
+    /// 200 with a BidResponse of two bids (one house ad): odd ids with Content-Length, even
+    /// ids chunked (the body split across two chunks).
+    Bids,
 }
 
 #[derive(Default)]
@@ -86,6 +89,7 @@ fn serve(stream: TcpStream, mode: Mode, seen: &Seen) {
                     .into_bytes()
             }
             Mode::Alternate => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            Mode::Bids => bid_response(id),
         };
         if reply.starts_with(b"HTTP/1.1 200") {
             seen.answered_200.fetch_add(1, Ordering::Relaxed);
@@ -96,6 +100,28 @@ fn serve(stream: TcpStream, mode: Mode, seen: &Seen) {
             return;
         }
     }
+}
+
+fn bid_response(id: u64) -> Vec<u8> {
+    let body = format!(
+        "{{\"id\":\"{id:020}\",\"seatbid\":[{{\"seat\":\"adcore\",\"bid\":[\
+         {{\"id\":\"a\",\"impid\":\"1\",\"price\":1.5,\"cid\":\"7\",\"crid\":\"70\"}},\
+         {{\"id\":\"b\",\"impid\":\"2\",\"price\":0.01,\"cid\":\"90\",\"ext\":{{\"adcore\":{{\"house\":true}}}}}}]}}]}}"
+    );
+    if id % 2 == 1 {
+        return format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+    }
+    let (a, b) = body.split_at(body.len() / 2);
+    format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+    .into_bytes()
 }
 
 /// Reads one request; `None` at end of stream or on a malformed request.
@@ -567,4 +593,35 @@ fn compare_with_a_missing_file_fails_before_the_run() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/base.json"), "{stderr}");
+}
+
+#[test]
+fn events_log_every_served_bid_with_content_length_and_chunked_bodies() {
+    let server = TestServer::start(Mode::Bids);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("served.jsonl");
+    let mut cfg = config(&server.url(), 100.0, 1000, 2);
+    cfg.warmup = Duration::from_millis(300);
+    cfg.events = Some(path.clone());
+    cfg.id_base = 1_000_000;
+    let r = load::run(&cfg).unwrap().report;
+    assert_eq!(failures(&r), 0, "{r:?}");
+    let events = tools::load::events::read_events(&path).unwrap();
+    let answered = server.seen.answered_200.load(Ordering::Relaxed);
+    assert!(answered >= 50, "answered {answered}");
+    // Warm-up responses are served impressions too: every answered response, two bids each.
+    assert_eq!(events.len() as u64, 2 * answered);
+    let ids: HashSet<&str> = events.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids.len() as u64, answered, "one request id per response");
+    assert!(
+        ids.iter().all(|id| id.parse::<u64>().unwrap() >= 1_000_000),
+        "id base applied"
+    );
+    let paid: Vec<_> = events.iter().filter(|e| !e.house).collect();
+    assert_eq!(paid.len() as u64, answered);
+    assert!(paid.iter().all(|e| e.imp_id == "1"
+        && e.seat.as_deref() == Some("adcore")
+        && e.cid.as_deref() == Some("7")
+        && e.crid.as_deref() == Some("70")
+        && e.price_cpm_micros() == Some(1_500_000)));
 }
