@@ -144,7 +144,10 @@ fn committed_spend_survives_kill_9_and_outstanding_chunks_count_as_spent() {
 
     // Lots were outstanding at the kill: held by shards, not yet returned.
     let held = replay_allocator(&catalog, &wal);
-    assert!(!held.state().lots.is_empty(), "no chunk outstanding at the kill");
+    assert!(
+        !held.state().lots.is_empty(),
+        "no chunk outstanding at the kill"
+    );
 
     let s = Server::start_with_catalog("legacy", &catalog, &extra);
     let after = spend(&s);
@@ -167,7 +170,10 @@ fn committed_spend_survives_kill_9_and_outstanding_chunks_count_as_spent() {
     assert_eq!(r.status, 200);
     std::thread::sleep(Duration::from_millis(50));
     let c1_after = spend(&s).iter().find(|c| c.0 == 1).unwrap().1;
-    assert_eq!(c1_before, c1_after, "a replayed impression was charged again");
+    assert_eq!(
+        c1_before, c1_after,
+        "a replayed impression was charged again"
+    );
 }
 
 /// Runs adserver expecting it to fail at start; returns stderr.
@@ -217,7 +223,11 @@ fn sigterm_returns_every_chunk_and_a_corrupt_middle_refuses_the_start() {
         recs.last()
     );
     let a = replay_allocator(&catalog, &wal);
-    assert!(a.state().lots.is_empty(), "outstanding: {:?}", a.state().lots);
+    assert!(
+        a.state().lots.is_empty(),
+        "outstanding: {:?}",
+        a.state().lots
+    );
     let returned: u64 = a.state().accts.values().map(|x| x.returned).sum();
     assert!(returned > 0);
 
