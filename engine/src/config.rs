@@ -481,8 +481,8 @@ impl Config {
         if b.keys_max < 2 || b.journal_max == 0 {
             return bad("budget", "keys_max must be >= 2 and journal_max > 0");
         }
-        if b.wal_compact_bytes < 4096 {
-            return bad("budget.wal_compact_bytes", "must be >= 4096");
+        if b.wal_compact_bytes < 1024 {
+            return bad("budget.wal_compact_bytes", "must be >= 1024");
         }
         if self.pacing_curve().is_none() {
             return bad(

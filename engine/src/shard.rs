@@ -98,6 +98,14 @@ pub struct ShardSnapshot {
     pub rtb: RtbSnapshot,
 }
 
+/// Where an orderly stop is: the budget task returns its chunks after the HTTP drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopStage {
+    Serving,
+    Drained,
+    BudgetStopped,
+}
+
 pub struct EngineShard {
     shared: Arc<Shared>,
     ledger: RefCell<SubLedger>,
@@ -106,6 +114,7 @@ pub struct EngineShard {
     /// The allocator's log (shard 0) and this shard's spend log; `None`: in memory only.
     alloc_wal: Option<WalHandle>,
     spend_wal: Option<WalHandle>,
+    stop_stage: std::cell::Cell<StopStage>,
     scratch: RefCell<Scratch>,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
@@ -160,6 +169,7 @@ impl EngineShard {
             allocator: RefCell::new(allocator),
             alloc_wal,
             spend_wal,
+            stop_stage: std::cell::Cell::new(StopStage::Serving),
             scratch: RefCell::new(Scratch::default()),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
@@ -308,13 +318,17 @@ impl EngineShard {
     /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
     /// allocator (never on the auction's path), hand spend records on, update pacing; on shard 0
     /// also run the allocator's stale-allocation check.
+    /// Rounds go on while in-flight auctions drain; then this task (so no round of its own is
+    /// still waiting for a grant) does the orderly stop.
     async fn budget_loop(self: Rc<Self>, ctx: ShardCtx<Self>) {
         let period = Duration::from_millis(self.shared.config.budget.poll_ms);
         let mut out = Vec::new();
-        while !ctx.is_stopping() {
+        while self.stop_stage.get() == StopStage::Serving {
             self.budget_round(&ctx, &mut out).await;
             monoio::time::sleep(period).await;
         }
+        self.stop_budget(&ctx).await;
+        self.stop_stage.set(StopStage::BudgetStopped);
     }
 }
 
@@ -382,7 +396,10 @@ impl Service for EngineShard {
         }
         let limits = self.shared.config.http_limits();
         net::http::serve(listener, front, limits, shutdown, self.http_stats.clone()).await;
-        self.stop_budget(&ctx).await;
+        self.stop_stage.set(StopStage::Drained);
+        while self.stop_stage.get() != StopStage::BudgetStopped {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     async fn handle(self: Rc<Self>, ctx: ShardCtx<Self>, _from: ShardId, msg: Msg) -> Reply {

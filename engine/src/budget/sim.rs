@@ -13,6 +13,11 @@
 //! 5. recovery: state rebuilt from the log equals the state at the last commit (nothing of the
 //!    torn tail survived) or the state before the crash (all of it survived).
 //!
+//! The logs are the engine's real [`Wal`] over [`MemStorage`] (torn tail = a random prefix of the
+//! unsynced bytes survives), compacted now and then, and recovered by the engine's own
+//! [`durable`] functions, so framing, checksums, torn-tail truncation, snapshots and replay are
+//! all under the checker.
+//!
 //! The same [`Allocator`] and [`SubLedger`] code runs in the engine. A failing seed is reported
 //! as `ADCORE_SIM_SEED=<seed>` and replays exactly (`run_seed`).
 
@@ -22,9 +27,11 @@ use std::sync::Arc;
 
 use super::allocator::{Allocator, AllocatorConfig, AllocatorState, Reply, Request};
 use super::calendar::Calendar;
+use super::durable;
 use super::record::LedgerRecord;
 use super::source::{Budget, BudgetSource, LocalCounters, Sizing};
 use super::subledger::{SubLedger, SubLedgerConfig};
+use crate::wal::{MemStorage, Tear, Wal};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -55,84 +62,71 @@ impl Rng {
     }
 }
 
-/// Simulated storage of one log: length-prefixed records, a sync point, and a crash that keeps
-/// the synced bytes plus a random prefix of the unsynced ones (a torn write).
-#[derive(Debug, Clone, Default)]
+/// One simulated log: the engine's real [`Wal`] (framing, checksums, group commit, torn-tail
+/// recovery, compaction) over [`MemStorage`], whose crash keeps the synced bytes plus a random
+/// prefix of the written-but-unsynced ones (a torn write). Recovery goes through the engine's
+/// real code too ([`durable::recover_allocator`], [`durable::recover_spend`]).
+#[derive(Debug)]
 pub struct SimLog {
-    bytes: Vec<u8>,
-    synced: usize,
+    wal: Wal<MemStorage>,
     /// Records appended since the last sync, in order.
     unsynced: Vec<LedgerRecord>,
 }
 
+impl Default for SimLog {
+    fn default() -> Self {
+        SimLog {
+            wal: Wal::open(MemStorage::new()).expect("a fresh log opens").0,
+            unsynced: Vec::new(),
+        }
+    }
+}
+
 impl SimLog {
     pub fn append(&mut self, r: &LedgerRecord) {
-        let payload = r.encode();
-        self.bytes
-            .extend_from_slice(&(payload.len() as u16).to_le_bytes());
-        self.bytes.extend_from_slice(&payload);
+        durable::append_all(&mut self.wal, std::slice::from_ref(r));
         self.unsynced.push(*r);
     }
 
+    /// Group commit: one write and one sync.
     pub fn sync(&mut self) {
-        self.synced = self.bytes.len();
+        self.wal.commit();
         self.unsynced.clear();
     }
 
-    /// Crashes the storage; returns how many unsynced records survived whole, and how many there were.
-    pub fn crash(&mut self, rng: &mut Rng) -> (usize, usize) {
-        let extra = self.bytes.len() - self.synced;
-        let keep = self.synced + rng.below(extra as u64 + 1) as usize;
-        self.bytes.truncate(keep);
-        // Recovery truncates the torn tail: appends continue after the last whole record.
-        let whole = self.whole_len();
-        self.bytes.truncate(whole);
-        let pending = self.unsynced.len();
+    /// Compaction: `snapshot` (the state including every appended record) replaces the log.
+    pub fn compact(&mut self, snapshot: &[u8]) {
+        self.wal.compact(snapshot);
         self.unsynced.clear();
-        let survived = self.records().len() - self.records_upto(self.synced);
-        self.synced = self.bytes.len();
+    }
+
+    /// Crashes the storage after the unsynced records were written (not synced), keeping a random
+    /// prefix of them, and recovers the log (torn tail truncated); returns how many unsynced
+    /// records survived whole, and how many there were.
+    pub fn crash(&mut self, rng: &mut Rng) -> (usize, usize) {
+        self.wal
+            .write_pending()
+            .expect("memory storage does not fail");
+        let durable_before = self.wal.durable_seq();
+        let fresh = Wal::open(MemStorage::new()).expect("a fresh log opens").0;
+        let mut storage = std::mem::replace(&mut self.wal, fresh).into_storage();
+        let keep = rng.below(storage.unsynced_len() + 1);
+        storage.crash(Tear::KeepPrefix(keep));
+        let (wal, _) = Wal::open(storage).expect("a torn tail is recovered, never refused");
+        let survived = (wal.next_seq() - 1 - durable_before) as usize;
+        let pending = self.unsynced.len();
+        assert!(
+            survived <= pending,
+            "more records survived than were written"
+        );
+        self.wal = wal;
+        self.unsynced.clear();
         (survived, pending)
     }
 
-    fn whole_len(&self) -> usize {
-        let mut at = 0;
-        while at + 2 <= self.bytes.len() {
-            let len = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-            if at + 2 + len > self.bytes.len() {
-                break;
-            }
-            at += 2 + len;
-        }
-        at
-    }
-
-    fn records_upto(&self, end: usize) -> usize {
-        let mut n = 0;
-        let mut at = 0;
-        while at + 2 <= end {
-            let len = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-            if at + 2 + len > end {
-                break;
-            }
-            at += 2 + len;
-            n += 1;
-        }
-        n
-    }
-
-    /// Recovery: every whole record; a torn tail is dropped (and truncated).
-    pub fn records(&self) -> Vec<LedgerRecord> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at + 2 <= self.bytes.len() {
-            let len = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-            let Some(payload) = self.bytes.get(at + 2..at + 2 + len) else {
-                break;
-            };
-            out.push(LedgerRecord::decode(payload).expect("sim log holds valid records"));
-            at += 2 + len;
-        }
-        out
+    /// A copy of the stored bytes (recovery opens the copy).
+    pub fn storage(&self) -> MemStorage {
+        self.wal.storage().clone()
     }
 }
 
@@ -175,6 +169,8 @@ pub struct SimStats {
     pub shard_crashes: u64,
     pub allocator_crashes: u64,
     pub torn_records: u64,
+    /// Logs replaced by a snapshot (allocator and spend logs).
+    pub compactions: u64,
     pub midnights: u64,
     pub reclaims: u64,
     pub messages: u64,
@@ -198,6 +194,7 @@ impl SimStats {
         self.torn_records += o.torn_records;
         self.midnights += o.midnights;
         self.reclaims += o.reclaims;
+        self.compactions += o.compactions;
         self.messages += o.messages;
         self.days_nearly_spent += o.days_nearly_spent;
         self.fullest_day_ppm = self.fullest_day_ppm.max(o.fullest_day_ppm);
@@ -353,7 +350,7 @@ impl World {
             records: Vec::new(),
         };
         for s in 0..shards {
-            let ledger = w.new_ledger(s as u16, &[]);
+            let ledger = w.new_ledger(s as u16, MemStorage::new());
             w.shards.push(Shard {
                 ledger: Some(ledger),
                 log: SimLog::default(),
@@ -365,12 +362,20 @@ impl World {
         w
     }
 
-    fn new_ledger(&self, shard: u16, records: &[LedgerRecord]) -> SubLedger {
+    /// A shard's sub-ledger recovered from (a copy of) its spend log, by the engine's code.
+    fn new_ledger(&self, shard: u16, log: MemStorage) -> SubLedger {
         let cfg = SubLedgerConfig {
             shard,
             ..self.shard_cfg
         };
-        let mut l = SubLedger::recover(cfg, self.calendar.clone(), self.now_ms, records.iter());
+        let (mut l, _, _) = durable::recover_spend(
+            log,
+            "spend.wal (sim)",
+            cfg,
+            self.calendar.clone(),
+            self.now_ms,
+        )
+        .expect("a shard's spend log recovers");
         l.set_canary_overdraft(self.canary);
         l
     }
@@ -528,7 +533,14 @@ impl World {
             self.crash_allocator();
             return;
         }
-        self.alloc_log.sync();
+        if !self.records.is_empty() && self.rng.chance(5) {
+            let a = self.alloc.as_ref().expect("allocator is up");
+            let snap = durable::encode_allocator_snapshot(a.state(), a.source());
+            self.alloc_log.compact(&snap);
+            self.stats.compactions += 1;
+        } else {
+            self.alloc_log.sync();
+        }
         if !self.records.is_empty() {
             let a = self.alloc.as_ref().expect("allocator is up");
             self.alloc_synced = (a.state().clone(), a.source().clone());
@@ -572,6 +584,7 @@ impl World {
     fn flush_shard(&mut self) {
         let s = self.rng.below(self.shards.len() as u64) as usize;
         let crash = self.rng.chance(20);
+        let compact = self.rng.chance(20);
         let sh = &mut self.shards[s];
         let Some(ledger) = sh.ledger.as_mut() else {
             return;
@@ -598,13 +611,18 @@ impl World {
                 sh.synced_spent[campaign as usize] += cost;
             }
         }
-        sh.log.sync();
+        if compact {
+            let snap = durable::encode_spend_snapshot(&ledger.image());
+            sh.log.compact(&snap);
+            self.stats.compactions += 1;
+        } else {
+            sh.log.sync();
+        }
     }
 
     fn restart_shard(&mut self, s: usize) {
         {
-            let records = self.shards[s].log.records();
-            let ledger = self.new_ledger(s as u16, &records);
+            let ledger = self.new_ledger(s as u16, self.shards[s].log.storage());
             // Recovery: the rebuilt spend equals the durable spend (torn tail checked in crash).
             for (c, &spent) in self.shards[s].synced_spent.iter().enumerate() {
                 assert_eq!(
@@ -676,16 +694,23 @@ impl World {
             .retain(|m| !matches!(m.payload, Payload::ToAllocator(_)));
     }
 
+    /// The allocator recovered from (a copy of) its log by the engine's code. Only the allocator
+    /// restarted (shards keep their lots), so nothing is reclaimed here: stale shards are.
     fn recover_allocator(&self) -> Allocator<LocalCounters> {
-        let records = self.alloc_log.records();
-        Allocator::recover(
-            LocalCounters::default(),
-            self.budgets.clone(),
-            self.calendar.clone(),
-            self.alloc_cfg,
+        let inputs = durable::AllocatorInputs {
+            budgets: self.budgets.clone(),
+            calendar: self.calendar.clone(),
+            cfg: self.alloc_cfg,
+        };
+        let (a, _, _) = durable::recover_allocator(
+            self.alloc_log.storage(),
+            "allocator.wal (sim)",
+            inputs,
             self.now_ms,
-            records.iter(),
+            false,
         )
+        .expect("the allocator's log recovers");
+        a
     }
 
     fn check(&self) -> Result<(), String> {
