@@ -100,7 +100,7 @@ impl Server {
             .arg(&cfg_path)
             .arg("serve")
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn adserver");
