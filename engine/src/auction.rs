@@ -59,6 +59,9 @@ pub struct Scratch {
     won_campaigns: Vec<usize>,
     paid: Vec<Candidate>,
     pctrs: Vec<f64>,
+    /// Candidates kept per slot for the next auctions when lower than `candidates_max`
+    /// (0 = no extra cap); the shard's degradation level sets it.
+    pub candidates_cap: usize,
 }
 
 /// Whether any slot had eligible candidates, and any above the floor (picks the no-bid reason).
@@ -142,7 +145,10 @@ fn auction_slot(
         catalog,
         &job.ctx,
         slot,
-        cfg.candidates_max,
+        match scratch.candidates_cap {
+            0 => cfg.candidates_max,
+            cap => cap.min(cfg.candidates_max),
+        },
         &mut scratch.candidates,
     );
     bump(&m.candidates_cut, cut as u64);

@@ -19,7 +19,9 @@ use crate::budget::pacing::PaceLine;
 use crate::budget::{Allocator, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::degradation::{Controller as Degradation, DegradationSnapshot};
 use crate::intake::{self, AuctionJob};
+use crate::integrity::Integrity;
 use crate::learning::{self, Click, Learning};
 use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
@@ -91,6 +93,7 @@ pub struct ShardSnapshot {
     /// Spend records this shard produced for the ledger.
     pub spend_records: u64,
     pub rtb: RtbSnapshot,
+    pub degradation: DegradationSnapshot,
 }
 
 pub struct EngineShard {
@@ -104,6 +107,8 @@ pub struct EngineShard {
     listener: RefCell<Option<monoio::net::TcpListener>>,
     learning: Learning,
     rtb: ShardRtb,
+    integrity: Integrity,
+    degradation: Degradation,
 }
 
 impl EngineShard {
@@ -133,6 +138,8 @@ impl EngineShard {
         Ok(EngineShard {
             learning,
             rtb,
+            integrity: Integrity::new(&shared.config.integrity),
+            degradation: Degradation::new(&shared.config.degradation),
             shared,
             ledger: RefCell::new(ledger),
             allocator: RefCell::new(allocator),
@@ -143,22 +150,25 @@ impl EngineShard {
         })
     }
 
-    /// Runs the auction here, on this shard's ledger.
+    /// Runs the auction here, on this shard's ledger, as this shard's degradation level allows.
     fn auction_here(&self, job: &AuctionJob) -> AuctionResult {
         let cfg = &self.shared.config;
-        let result = self
-            .learning
-            .with_scoring(cfg, job.user_key, &self.metrics, |ml| {
-                run_auction(
-                    job,
-                    &self.shared.catalog,
-                    &mut self.ledger.borrow_mut(),
-                    &cfg.auction,
-                    &mut self.scratch.borrow_mut(),
-                    &self.metrics,
-                    ml,
-                )
-            });
+        let act = self.degradation.actions();
+        let result =
+            self.learning
+                .with_scoring(cfg, job.user_key, &self.metrics, act.prior_only, |ml| {
+                    let mut scratch = self.scratch.borrow_mut();
+                    scratch.candidates_cap = act.candidates_max.unwrap_or(0);
+                    run_auction(
+                        job,
+                        &self.shared.catalog,
+                        &mut self.ledger.borrow_mut(),
+                        &cfg.auction,
+                        &mut scratch,
+                        &self.metrics,
+                        ml,
+                    )
+                });
         self.learning
             .record_wins(job.user_key, &result, &self.metrics);
         result
@@ -179,6 +189,7 @@ impl EngineShard {
             pacing: (0..ledger.len()).map(|i| ledger.pace(i)).collect(),
             spend_records: ledger.spend_records(),
             rtb: self.rtb.snapshot(),
+            degradation: self.degradation.snapshot(),
         }
     }
 
@@ -227,6 +238,17 @@ impl EngineShard {
             self.budget_round(&ctx, &mut out).await;
             monoio::time::sleep(period).await;
         }
+    }
+}
+
+/// The shard's degradation controller: closes one measurement interval per tick.
+async fn degradation_loop(shard: Rc<EngineShard>, ctx: ShardCtx<EngineShard>) {
+    let period = shard.degradation.interval();
+    while !ctx.is_stopping() {
+        monoio::time::sleep(period).await;
+        shard
+            .degradation
+            .tick(shard.metrics.hop_fallback_local.get());
     }
 }
 
@@ -285,6 +307,9 @@ impl Service for EngineShard {
             self.budget_round(&ctx, &mut out).await;
         }
         monoio::spawn(self.clone().budget_loop(ctx.clone()));
+        if self.degradation.automatic() {
+            monoio::spawn(degradation_loop(self.clone(), ctx.clone()));
+        }
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -410,6 +435,7 @@ pub fn is_json_content_type(value: &[u8]) -> bool {
 impl Front {
     async fn auction(&self, req: &Request<'_>, resp: &mut Response) {
         let received = Instant::now();
+        let _in_flight = self.shard.degradation.enter();
         let m = &self.shard.metrics;
         if let Some(ct) = req.content_type()
             && !is_json_content_type(ct)
@@ -441,6 +467,9 @@ impl Front {
         }
         let t_valid = Instant::now();
         m.record(Stage::Validate, t_valid - t_parsed);
+        if self.screened_out(&bid_request, resp, received, t_valid) {
+            return;
+        }
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
         let mut job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
@@ -470,24 +499,62 @@ impl Front {
         let done = Instant::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
+        self.shard.degradation.finish(done - received);
+    }
+
+    /// Fraud tier 1: a flagged request is counted per rule and, when the action is "nobid",
+    /// answered 204 `invalid_traffic` here (true), before any DSP call or hop.
+    fn screened_out(
+        &self,
+        req: &BidRequest,
+        resp: &mut Response,
+        received: Instant,
+        start: Instant,
+    ) -> bool {
+        let (integrity, m) = (&self.shard.integrity, &self.shard.metrics);
+        if !integrity.enabled() {
+            return false;
+        }
+        let flagged = integrity.check(req);
+        let done = Instant::now();
+        m.record(Stage::Integrity, done - start);
+        let Some(rule) = flagged else {
+            return false;
+        };
+        m.integrity_flagged(rule);
+        if !integrity.blocks() {
+            return false;
+        }
+        m.nobid(crate::metrics::NoBidReason::InvalidTraffic);
+        m.outcome(Outcome::NoBid);
+        respond::invalid_traffic(resp, rule);
+        m.record(Stage::Total, done - received);
+        self.shard.degradation.finish(done - received);
+        true
     }
 
     /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner).
     async fn collect_external(&self, req: &BidRequest, job: &AuctionJob) -> Option<Collected> {
         let rtb = &self.shard.rtb;
-        if !rtb.enabled() {
+        let act = self.shard.degradation.actions();
+        if !rtb.enabled() || !act.rtb {
             return None;
         }
+        rtb.set_tier_max(act.dsp_tier_max);
         let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
-        rtb.collect(
-            req,
-            job.received,
-            job.tmax_ms,
-            formats,
-            &job.ctx.country,
-            &job.ctx.region,
-        )
-        .await
+        let started = Instant::now();
+        let collected = rtb
+            .collect(
+                req,
+                job.received,
+                job.tmax_ms,
+                formats,
+                &job.ctx.country,
+                &job.ctx.region,
+            )
+            .await;
+        self.shard.metrics.record(Stage::Rtb, started.elapsed());
+        collected
     }
 
     /// Which slots external bids won: those where no paid internal ad beat them.
