@@ -519,9 +519,6 @@ pub struct Stats {
     /// External demand (all shards merged); empty when no DSP is configured.
     #[serde(default)]
     pub rtb: crate::rtb::metrics::RtbStats,
-    /// The per-DSP rows of `rtb`, where `/dashboard` reads them.
-    #[serde(default)]
-    pub dsps: Vec<crate::rtb::metrics::DspStats>,
     /// Degradation ladder: max level over shards, plus per shard.
     #[serde(default)]
     pub degradation: DegradationStats,
@@ -697,7 +694,6 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,
-        dsps: rtb.dsps.clone(),
         rtb,
         degradation: degradation_stats(snaps),
     }
