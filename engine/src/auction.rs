@@ -440,6 +440,33 @@ mod tests {
     }
 
     #[test]
+    fn a_degradation_cap_scores_fewer_candidates() {
+        let cat = catalog(vec![
+            campaign(1, "direct", cpm(1_000_000), 1_000_000),
+            campaign(2, "direct", cpm(5_000_000), 1_000_000),
+            campaign(3, "direct", cpm(2_000_000), 1_000_000),
+        ]);
+        let mut l = SubLedger::standalone(&cat);
+        let cfg = AuctionConfig::default();
+        let model_cfg = crate::config::ModelConfig::default();
+        let mut scorer = crate::scoring::Scorer::new(1);
+        let ml_metrics = crate::scoring::MlMetrics::default();
+        let m = ShardMetrics::default();
+        let mut scratch = Scratch {
+            candidates_cap: 1,
+            ..Scratch::default()
+        };
+        let mut ml = ScoringRun::category_prior(&model_cfg, &mut scorer, &ml_metrics);
+        let r = run_auction(&job(1, 0), &cat, &mut l, &cfg, &mut scratch, &m, &mut ml);
+        // Only the first eligible campaign was scored: the $5 one never ran.
+        assert_eq!(cat.campaigns[r.wins[0].campaign].spec.id, 1);
+        assert_eq!(m.candidates_cut.get(), 2);
+        scratch.candidates_cap = 0;
+        let r = run_auction(&job(1, 0), &cat, &mut l, &cfg, &mut scratch, &m, &mut ml);
+        assert_eq!(cat.campaigns[r.wins[0].campaign].spec.id, 2);
+    }
+
+    #[test]
     fn expired_deadline_is_a_nobid() {
         let cat = catalog(vec![campaign(1, "direct", cpm(5_000_000), 1_000_000)]);
         let mut l = SubLedger::standalone(&cat);
