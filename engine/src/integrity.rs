@@ -6,7 +6,8 @@
 //! libraries; ASCII case-insensitive), a device IP inside a denied CIDR block (datacenter ranges,
 //! known bad IPs), and, when `require_device` is set, a request without `device.ua`.
 //!
-//! Each shard holds its own [`Integrity`] (patterns lower-cased and CIDRs parsed once at start);
+//! Each shard holds its own [`Integrity`] (one Aho-Corasick automaton over the denied substrings,
+//! CIDRs parsed, both once at start);
 //! a check reads the request and allocates nothing. Deeper tiers (behavioural, ML, post-click)
 //! are not here.
 //!
@@ -15,6 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use aho_corasick::AhoCorasick;
 use net::openrtb::{BidRequest, nbr};
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +87,7 @@ impl IntegrityConfig {
         if self.ip_deny.len() > IP_DENY_MAX {
             return Err(("integrity.ip_deny", format!("at most {IP_DENY_MAX} blocks")));
         }
+        ua_matcher(&self.ua_deny).map_err(|e| ("integrity.ua_deny", e))?;
         for block in &self.ip_deny {
             Cidr::parse(block).map_err(|m| ("integrity.ip_deny", format!("{block:?}: {m}")))?;
         }
@@ -179,8 +182,9 @@ impl Cidr {
 #[derive(Debug, Clone)]
 pub struct Integrity {
     enabled: bool,
-    /// Lower-cased substrings.
-    ua_deny: Vec<Vec<u8>>,
+    /// Every denied substring in one automaton (one pass over the user agent, no allocation);
+    /// None when the list is empty.
+    ua_deny: Option<AhoCorasick>,
     ip_deny: Vec<Cidr>,
     require_device: bool,
     /// false: count only.
@@ -193,11 +197,7 @@ impl Integrity {
     pub fn new(cfg: &IntegrityConfig) -> Integrity {
         Integrity {
             enabled: cfg.enabled,
-            ua_deny: cfg
-                .ua_deny
-                .iter()
-                .map(|s| s.to_ascii_lowercase().into_bytes())
-                .collect(),
+            ua_deny: ua_matcher(&cfg.ua_deny).ok().flatten(),
             ip_deny: cfg
                 .ip_deny
                 .iter()
@@ -228,11 +228,7 @@ impl Integrity {
             if self.require_device {
                 return Some(Rule::MissingDevice);
             }
-        } else if self
-            .ua_deny
-            .iter()
-            .any(|p| contains_ignore_ascii_case(ua.as_bytes(), p))
-        {
+        } else if self.ua_deny.as_ref().is_some_and(|m| m.is_match(ua)) {
             return Some(Rule::UaDeny);
         }
         if !self.ip_deny.is_empty()
@@ -249,12 +245,16 @@ impl Integrity {
     }
 }
 
-/// Whether `hay` contains `needle` (already lower-case), comparing ASCII case-insensitively.
-fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+/// One ASCII case-insensitive automaton over the denied substrings (None for an empty list).
+fn ua_matcher(patterns: &[String]) -> Result<Option<AhoCorasick>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(patterns)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
