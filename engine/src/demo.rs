@@ -95,9 +95,6 @@ fn start_dsp_sim(config: &mut Config, dir: &Path, seed: u64) -> Option<DspSim> {
     }
     let exe = std::env::current_exe().ok()?.parent()?.join("dsp-sim");
     if !exe.exists() {
-        build_dsp_sim(&exe);
-    }
-    if !exe.exists() {
         println!("demo: no dsp-sim binary next to adserver; running without external DSPs");
         return None;
     }
@@ -153,29 +150,6 @@ fn start_dsp_sim(config: &mut Config, dir: &Path, seed: u64) -> Option<DspSim> {
     Some(sim)
 }
 
-/// Builds `dsp-sim` with the cargo that runs us, if any; failure only means no external DSPs.
-fn build_dsp_sim(exe: &Path) {
-    let (Some(cargo), Some(dir)) = (std::env::var_os("CARGO"), exe.parent()) else {
-        return;
-    };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "-q",
-        "-p",
-        "tools",
-        "--bin",
-        "dsp-sim",
-        "--manifest-path",
-    ])
-    .arg(&manifest);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let _ = cmd.status();
-}
-
 /// Paths of the sibling tool binaries.
 struct ToolPaths {
     adgen: PathBuf,
@@ -192,9 +166,7 @@ impl ToolPaths {
             adgen: dir.join("adgen"),
             rtb_load: dir.join("rtb-load"),
         };
-        if !paths.adgen.exists() || !paths.rtb_load.exists() {
-            build_tools(dir)?;
-        }
+        build_tools(dir)?;
         for p in [&paths.adgen, &paths.rtb_load] {
             if !p.exists() {
                 bail!(
@@ -207,17 +179,20 @@ impl ToolPaths {
     }
 }
 
-/// Builds `adgen` and `rtb-load` with the cargo that runs us (set by `cargo run`).
+/// Builds `adgen`, `rtb-load` and `dsp-sim` with the cargo that runs us (set by `cargo run`),
+/// every time: cargo does nothing when they are current, and a stale sibling binary (an older
+/// `adgen` writing an older users.csv) would otherwise be run silently. Without cargo (an
+/// installed binary) the siblings next to us are used as they are.
 fn build_tools(bin_dir: &Path) -> anyhow::Result<()> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let release = bin_dir.file_name().is_some_and(|n| n == "release");
-    println!("demo: building the tools (adgen, rtb-load) once...");
+    println!("demo: building the tools (adgen, rtb-load, dsp-sim) if they are not current...");
     let mut cmd = Command::new(cargo);
     cmd.args([
-        "build", "-q", "-p", "tools", "--bin", "adgen", "--bin", "rtb-load",
+        "build", "-q", "-p", "tools", "--bin", "adgen", "--bin", "rtb-load", "--bin", "dsp-sim",
     ])
     .arg("--manifest-path")
     .arg(&manifest);

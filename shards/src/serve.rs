@@ -174,22 +174,52 @@ pub(crate) fn yield_now() -> impl Future<Output = ()> {
 }
 
 /// Wakes every `stall_threshold / 2`; waking later than that by more than `stall_threshold` means a task
-/// held the shard: logged and counted. Ends when the shard's mesh closes.
+/// held the shard (or the OS did not run it): counted every time, logged at most once per
+/// [`STALL_LOG_EVERY`] with the number and worst of the stalls since the last line, so an
+/// overloaded host does not flood the journal. Ends when the shard's mesh closes.
 pub(crate) async fn watch_stalls<S: Service>(local: Rc<ShardLocal<S>>) {
     let threshold = local.settings.stall_threshold;
     let period = threshold / 2;
+    let mut log = StallLog::default();
     while !local.is_closed() {
         let started = Instant::now();
         monoio::time::sleep(period).await;
         let late = started.elapsed().saturating_sub(period);
         if late > threshold {
-            report_stall(&local, late);
+            local.record_stall(late);
+            log.note(&local.settings.id, late);
         }
     }
 }
 
-fn report_stall<S: Service>(local: &ShardLocal<S>, late: Duration) {
-    tracing::warn!(shard = %local.settings.id, stall_us = late.as_micros() as u64,
-        "a task held the shard longer than stall_threshold");
-    local.record_stall(late);
+/// Shortest time between two stall log lines of one shard.
+const STALL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Stalls seen since the last log line.
+#[derive(Default)]
+struct StallLog {
+    last: Option<Instant>,
+    unlogged: u64,
+    worst: Duration,
+}
+
+impl StallLog {
+    fn note(&mut self, shard: &impl std::fmt::Display, late: Duration) {
+        self.unlogged += 1;
+        self.worst = self.worst.max(late);
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < STALL_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(%shard, stalls = self.unlogged, worst_us = self.worst.as_micros() as u64,
+            "tasks held the shard longer than stall_threshold (counted in the stall metrics)");
+        *self = StallLog {
+            last: Some(now),
+            unlogged: 0,
+            worst: Duration::ZERO,
+        };
+    }
 }

@@ -47,11 +47,15 @@ enum Cmd {
         /// How long rtb-load drives the engine, e.g. 20s or 1m.
         #[arg(long, default_value = "20s", value_parser = parse_duration)]
         duration: Duration,
-        /// Requests per second rtb-load sends.
-        #[arg(long, default_value_t = 2000)]
+        /// Requests per second rtb-load sends. Each request fans out to ~10-30 of the simulated
+        /// DSPs, which run on the same host: 500/s keeps a 2-core machine (engine, dsp-sim and
+        /// rtb-load together) inside its deadlines; raise it on bigger hosts.
+        #[arg(long, default_value_t = 500)]
         rate: u64,
-        /// Keep-alive connections rtb-load opens.
-        #[arg(long, default_value_t = 32)]
+        /// Keep-alive connections rtb-load opens. Each request may wait for DSPs up to the
+        /// absolute cutoff (120 ms), so rate x 0.12 s of them can be in flight: keep this above
+        /// that (128 covers the default rate twice over).
+        #[arg(long, default_value_t = 128)]
         connections: u32,
         /// Folder for the demo catalog and user population.
         #[arg(long, default_value = "demo-data")]
