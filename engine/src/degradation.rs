@@ -1,8 +1,9 @@
 //! The degradation ladder (seed Part 2, "Resilience: Graceful Degradation"), per shard.
 //!
 //! Each shard runs its own [`Controller`] on its own signals, measured over one interval
-//! (`[degradation] interval_ms`): the share of auction requests whose internal time exceeded
-//! `slow_ms` (an internal p99 breach when above `slow_share_max`), the most auction requests in
+//! (`[degradation] interval_ms`): the share of auction requests whose internal time (receipt to
+//! response, minus the DSP wait, which has its own cutoffs) exceeded `slow_ms` (an internal p99
+//! breach when above `slow_share_max`), the most auction requests in
 //! progress at once (backlog) and requests served locally because an owner's ring was full.
 //! `up_intervals` breaching intervals in a row raise the level by one; `down_intervals` calm ones
 //! in a row (slow share under half the bound, no fallback, backlog under half) lower it by one.
@@ -41,7 +42,7 @@ pub struct DegradationConfig {
     pub force_level: i32,
     /// Length of one measurement interval.
     pub interval_ms: u64,
-    /// An auction request whose internal time exceeds this is "slow".
+    /// An auction request whose internal time (DSP wait excluded) exceeds this is "slow".
     pub slow_ms: u64,
     /// An interval breaches when more than this share of its requests were slow (0.01 = p99).
     pub slow_share_max: f64,

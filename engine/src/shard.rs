@@ -473,7 +473,7 @@ impl Front {
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
         let mut job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
-        let collected = self.collect_external(&bid_request, &job).await;
+        let (collected, rtb_wait) = self.collect_external(&bid_request, &job).await;
         let bars = external_bars(collected.as_ref(), job.slots.len());
         raise_floors(&mut job, &bars);
         let result = self
@@ -499,7 +499,9 @@ impl Front {
         let done = Instant::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
-        self.shard.degradation.finish(done - received);
+        // The DSP wait has its own cutoffs; the ladder judges the shard's own work and queues.
+        let own = (done - received).saturating_sub(rtb_wait);
+        self.shard.degradation.finish(own);
     }
 
     /// Fraud tier 1: a flagged request is counted per rule and, when the action is "nobid",
@@ -533,12 +535,17 @@ impl Front {
         true
     }
 
-    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner).
-    async fn collect_external(&self, req: &BidRequest, job: &AuctionJob) -> Option<Collected> {
+    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner), as
+    /// the shard's degradation level allows; also returns how long it took.
+    async fn collect_external(
+        &self,
+        req: &BidRequest,
+        job: &AuctionJob,
+    ) -> (Option<Collected>, Duration) {
         let rtb = &self.shard.rtb;
         let act = self.shard.degradation.actions();
         if !rtb.enabled() || !act.rtb {
-            return None;
+            return (None, Duration::ZERO);
         }
         rtb.set_tier_max(act.dsp_tier_max);
         let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
@@ -553,8 +560,9 @@ impl Front {
                 &job.ctx.region,
             )
             .await;
-        self.shard.metrics.record(Stage::Rtb, started.elapsed());
-        collected
+        let took = started.elapsed();
+        self.shard.metrics.record(Stage::Rtb, took);
+        (collected, took)
     }
 
     /// Which slots external bids won: those where no paid internal ad beat them.
