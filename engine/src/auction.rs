@@ -59,6 +59,9 @@ pub struct Scratch {
     won_campaigns: Vec<usize>,
     paid: Vec<Candidate>,
     pctrs: Vec<f64>,
+    /// Candidates kept per slot for the next auctions when lower than `candidates_max`
+    /// (0 = no extra cap); the shard's degradation level sets it.
+    pub candidates_cap: usize,
 }
 
 /// Whether any slot had eligible candidates, and any above the floor (picks the no-bid reason).
@@ -142,7 +145,10 @@ fn auction_slot(
         catalog,
         &job.ctx,
         slot,
-        cfg.candidates_max,
+        match scratch.candidates_cap {
+            0 => cfg.candidates_max,
+            cap => cap.min(cfg.candidates_max),
+        },
         &mut scratch.candidates,
     );
     bump(&m.candidates_cut, cut as u64);
@@ -431,6 +437,33 @@ mod tests {
             .map(|w| cat.campaigns[w.campaign].spec.id)
             .collect();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_degradation_cap_scores_fewer_candidates() {
+        let cat = catalog(vec![
+            campaign(1, "direct", cpm(1_000_000), 1_000_000),
+            campaign(2, "direct", cpm(5_000_000), 1_000_000),
+            campaign(3, "direct", cpm(2_000_000), 1_000_000),
+        ]);
+        let mut l = SubLedger::standalone(&cat);
+        let cfg = AuctionConfig::default();
+        let model_cfg = crate::config::ModelConfig::default();
+        let mut scorer = crate::scoring::Scorer::new(1);
+        let ml_metrics = crate::scoring::MlMetrics::default();
+        let m = ShardMetrics::default();
+        let mut scratch = Scratch {
+            candidates_cap: 1,
+            ..Scratch::default()
+        };
+        let mut ml = ScoringRun::category_prior(&model_cfg, &mut scorer, &ml_metrics);
+        let r = run_auction(&job(1, 0), &cat, &mut l, &cfg, &mut scratch, &m, &mut ml);
+        // Only the first eligible campaign was scored: the $5 one never ran.
+        assert_eq!(cat.campaigns[r.wins[0].campaign].spec.id, 1);
+        assert_eq!(m.candidates_cut.get(), 2);
+        scratch.candidates_cap = 0;
+        let r = run_auction(&job(1, 0), &cat, &mut l, &cfg, &mut scratch, &m, &mut ml);
+        assert_eq!(cat.campaigns[r.wins[0].campaign].spec.id, 2);
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Config {
     pub profiles: ProfilesConfig,
     pub budget: BudgetConfig,
     pub rtb: crate::rtb::RtbConfig,
+    /// Fraud tier 1 (`engine/src/integrity.rs`).
+    pub integrity: crate::integrity::IntegrityConfig,
+    /// The degradation ladder (`engine/src/degradation.rs`).
+    pub degradation: crate::degradation::DegradationConfig,
     /// External DSPs (`[[dsp]]` entries; format in `engine/src/rtb/registry.rs`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dsp: Vec<crate::rtb::DspSpec>,
@@ -434,6 +438,12 @@ impl Config {
             return bad("model.reload_timeout_ms", "must be > 0");
         }
         if let Err((field, message)) = self.rtb.check() {
+            return bad(field, &message);
+        }
+        if let Err((field, message)) = self.integrity.check() {
+            return bad(field, &message);
+        }
+        if let Err((field, message)) = self.degradation.check() {
             return bad(field, &message);
         }
         self.dsp_registry(file)?;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::durable::WalStats;
 use crate::catalog::Catalog;
+use crate::degradation::level_name;
+use crate::integrity::Rule;
 use crate::metrics::{
     NoBidReason, Outcome, Percentiles, Stage, percentiles, write_prom_header, write_prom_histogram,
 };
@@ -27,6 +29,8 @@ pub fn prometheus(snaps: &[ShardSnapshot], catalog: &Catalog) -> String {
     write_spend(&mut out, snaps, catalog);
     write_wal(&mut out, snaps);
     write_ml(&mut out, snaps);
+    write_integrity(&mut out, snaps);
+    write_degradation(&mut out, snaps);
     let rtb: Vec<(usize, &crate::rtb::metrics::RtbSnapshot)> =
         snaps.iter().map(|s| (s.shard, &s.rtb)).collect();
     crate::rtb::metrics::write_prometheus(&mut out, &rtb);
@@ -481,6 +485,100 @@ fn write_ml(out: &mut String, snaps: &[ShardSnapshot]) {
     }
 }
 
+fn write_integrity(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(
+        out,
+        "adcore_integrity_flagged_total",
+        "counter",
+        "Auction requests flagged by the integrity check (fraud tier 1), by rule.",
+    );
+    for s in snaps {
+        for r in Rule::ALL {
+            let _ = writeln!(
+                out,
+                "adcore_integrity_flagged_total{{shard=\"{}\",rule=\"{}\"}} {}",
+                s.shard,
+                r.name(),
+                s.metrics.integrity(r)
+            );
+        }
+    }
+}
+
+fn write_degradation(out: &mut String, snaps: &[ShardSnapshot]) {
+    write_prom_header(
+        out,
+        "adcore_degradation_level",
+        "gauge",
+        "Degradation level of the shard: 0 normal, 1 light, 2 moderate, 3 severe, 4 critical.",
+    );
+    for s in snaps {
+        let _ = writeln!(
+            out,
+            "adcore_degradation_level{{shard=\"{}\"}} {}",
+            s.shard, s.degradation.level
+        );
+    }
+    write_counter_family(
+        out,
+        snaps,
+        "adcore_degradation_transitions_total",
+        "Degradation level changes made by the shard's controller.",
+        |s| s.degradation.transitions,
+    );
+    write_prom_header(
+        out,
+        "adcore_degradation_requests_total",
+        "counter",
+        "Auction requests started on the shard, by the degradation level in force.",
+    );
+    for s in snaps {
+        for (level, n) in s.degradation.served.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "adcore_degradation_requests_total{{shard=\"{}\",level=\"{level}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+}
+
+/// `/stats` `degradation`: the highest level over shards, and each shard's.
+#[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+pub struct DegradationStats {
+    pub level: u8,
+    pub name: String,
+    /// Set with `[degradation] force_level`.
+    pub forced: bool,
+    pub shards: Vec<ShardDegradation>,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+pub struct ShardDegradation {
+    pub shard: usize,
+    pub level: u8,
+    pub name: String,
+    pub transitions: u64,
+}
+
+fn degradation_stats(snaps: &[ShardSnapshot]) -> DegradationStats {
+    let level = snaps.iter().map(|s| s.degradation.level).max().unwrap_or(0);
+    DegradationStats {
+        level,
+        name: level_name(level).to_string(),
+        forced: snaps.iter().any(|s| s.degradation.forced),
+        shards: snaps
+            .iter()
+            .map(|s| ShardDegradation {
+                shard: s.shard,
+                level: s.degradation.level,
+                name: level_name(s.degradation.level).to_string(),
+                transitions: s.degradation.transitions,
+            })
+            .collect(),
+    }
+}
+
 /// `/stats`: per shard and total figures, plus campaign spend.
 #[derive(Serialize, Deserialize)]
 pub struct Stats {
@@ -490,9 +588,9 @@ pub struct Stats {
     /// External demand (all shards merged); empty when no DSP is configured.
     #[serde(default)]
     pub rtb: crate::rtb::metrics::RtbStats,
-    /// The per-DSP rows of `rtb`, where `/dashboard` reads them.
+    /// Degradation ladder: max level over shards, plus per shard.
     #[serde(default)]
-    pub dsps: Vec<crate::rtb::metrics::DspStats>,
+    pub degradation: DegradationStats,
     /// The budget's durability (`budget.wal`: one row per log; empty when in memory only).
     #[serde(default)]
     pub budget: BudgetStats,
@@ -549,6 +647,12 @@ pub struct ShardStats {
     pub clicks: u64,
     #[serde(default)]
     pub profiles: u64,
+    /// Requests flagged by the integrity check, per rule.
+    #[serde(default)]
+    pub integrity_flagged: Vec<(String, u64)>,
+    /// Degradation level (max over the shards merged).
+    #[serde(default)]
+    pub degradation_level: u8,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -636,6 +740,11 @@ fn shard_stats(shard: Option<usize>, driver: &str, snaps: &[&ShardSnapshot]) -> 
     st.thompson_draws = sum(&|s| s.metrics.ml.thompson_draws);
     st.clicks = sum(&|s| s.metrics.ml.clicks);
     st.profiles = sum(&|s| s.profiles as u64);
+    st.integrity_flagged = Rule::ALL
+        .iter()
+        .map(|&r| (r.name().to_string(), sum(&|s| s.metrics.integrity(r))))
+        .collect();
+    st.degradation_level = snaps.iter().map(|s| s.degradation.level).max().unwrap_or(0);
     st
 }
 
@@ -696,8 +805,8 @@ pub fn stats(snaps: &[ShardSnapshot], catalog: &Catalog) -> Stats {
         shards,
         total: shard_stats(None, driver, &all),
         campaigns,
-        dsps: rtb.dsps.clone(),
         rtb,
+        degradation: degradation_stats(snaps),
     }
 }
 

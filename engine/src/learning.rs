@@ -72,20 +72,24 @@ impl Learning {
         }
     }
 
-    /// Runs `f` (the auction) with a scoring run for `user_key`, then counts the wins.
+    /// Runs `f` (the auction) with a scoring run for `user_key`, then counts the wins. The
+    /// profile lookup and feature assembly are timed as the `profile` stage. `prior_only` (a
+    /// degradation level) scores with the category prior instead of the model.
     pub fn with_scoring<R>(
         &self,
         cfg: &Config,
         user_key: u64,
         metrics: &ShardMetrics,
+        prior_only: bool,
         f: impl FnOnce(&mut ScoringRun<'_>) -> R,
     ) -> R {
+        let started = Instant::now();
         let model = self.model.borrow();
         let profiles = self.profiles.borrow();
         let campaigns = self.campaigns.borrow();
         let mut scorer = self.scorer.borrow_mut();
         let inputs = ScoringInputs {
-            model: Some(&model.model),
+            model: (!prior_only).then_some(&model.model),
             cfg: &cfg.model,
             profile: profiles.get(user_key),
             aggregates: &self.aggregates,
@@ -93,6 +97,7 @@ impl Learning {
             shards: self.shards,
         };
         let mut run = ScoringRun::new(inputs, &mut scorer, &metrics.ml);
+        metrics.record(crate::metrics::Stage::Profile, started.elapsed());
         f(&mut run)
     }
 

@@ -13,12 +13,20 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// Pipeline stages with a latency histogram each.
+/// Pipeline stages with a latency histogram each. Label values (`name`) of the stages:
+/// parse, integrity, profile, selection, scoring, rtb, auction, budget, respond; plus validate,
+/// hop (the round trip to the owner shard) and total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Parse,
     Validate,
+    /// Fraud tier 1 (`integrity.rs`), on the receiving shard.
+    Integrity,
+    /// DSP fan-out and collection (`rtb/fanout.rs`), on the receiving shard.
+    Rtb,
     Hop,
+    /// Profile lookup and feature assembly for scoring (`learning.rs`), on the owner shard.
+    Profile,
     Select,
     Score,
     Auction,
@@ -29,10 +37,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const COUNT: usize = 12;
+    pub const ALL: [Stage; Stage::COUNT] = [
         Stage::Parse,
         Stage::Validate,
+        Stage::Integrity,
+        Stage::Rtb,
         Stage::Hop,
+        Stage::Profile,
         Stage::Select,
         Stage::Score,
         Stage::Auction,
@@ -45,7 +57,10 @@ impl Stage {
         match self {
             Stage::Parse => "parse",
             Stage::Validate => "validate",
+            Stage::Integrity => "integrity",
+            Stage::Rtb => "rtb",
             Stage::Hop => "hop",
+            Stage::Profile => "profile",
             Stage::Select => "selection",
             Stage::Score => "scoring",
             Stage::Auction => "auction",
@@ -106,14 +121,17 @@ pub enum NoBidReason {
     BudgetExhausted,
     /// The deadline had passed before the auction ran.
     DeadlineExceeded,
+    /// Flagged by the integrity check (fraud tier 1); the 204 carries the rule's OpenRTB code.
+    InvalidTraffic,
 }
 
 impl NoBidReason {
-    pub const ALL: [NoBidReason; 4] = [
+    pub const ALL: [NoBidReason; 5] = [
         NoBidReason::NoEligibleCampaign,
         NoBidReason::BelowFloor,
         NoBidReason::BudgetExhausted,
         NoBidReason::DeadlineExceeded,
+        NoBidReason::InvalidTraffic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +140,7 @@ impl NoBidReason {
             NoBidReason::BelowFloor => "below_floor",
             NoBidReason::BudgetExhausted => "budget_exhausted",
             NoBidReason::DeadlineExceeded => "deadline_exceeded",
+            NoBidReason::InvalidTraffic => "invalid_traffic",
         }
     }
 
@@ -129,6 +148,7 @@ impl NoBidReason {
     pub fn nbr(self) -> u32 {
         match self {
             NoBidReason::DeadlineExceeded => 1,
+            NoBidReason::InvalidTraffic => net::openrtb::nbr::SUSPECTED_NON_HUMAN_TRAFFIC,
             _ => 0,
         }
     }
@@ -141,9 +161,11 @@ fn new_histogram() -> Histogram<u64> {
 
 /// One shard's live metrics. Recording is a `Cell` add or a histogram increment.
 pub struct ShardMetrics {
-    stages: [RefCell<Histogram<u64>>; 9],
+    stages: [RefCell<Histogram<u64>>; Stage::COUNT],
     outcomes: [Cell<u64>; 6],
-    nobid: [Cell<u64>; 4],
+    nobid: [Cell<u64>; 5],
+    /// Requests flagged by the integrity check, per rule (indexed like `integrity::Rule::ALL`).
+    integrity: [Cell<u64>; 3],
     pub hops_out: Cell<u64>,
     pub hops_in: Cell<u64>,
     /// The owner's ring was full; the request was served here without hopping.
@@ -166,6 +188,7 @@ impl Default for ShardMetrics {
             stages: std::array::from_fn(|_| RefCell::new(new_histogram())),
             outcomes: Default::default(),
             nobid: Default::default(),
+            integrity: Default::default(),
             hops_out: Cell::new(0),
             hops_in: Cell::new(0),
             hop_fallback_local: Cell::new(0),
@@ -201,11 +224,16 @@ impl ShardMetrics {
         bump(&self.nobid[r as usize], 1);
     }
 
+    pub fn integrity_flagged(&self, rule: crate::integrity::Rule) {
+        bump(&self.integrity[rule as usize], 1);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             stages: std::array::from_fn(|i| self.stages[i].borrow().clone()),
             outcomes: std::array::from_fn(|i| self.outcomes[i].get()),
             nobid: std::array::from_fn(|i| self.nobid[i].get()),
+            integrity: std::array::from_fn(|i| self.integrity[i].get()),
             hops_out: self.hops_out.get(),
             hops_in: self.hops_in.get(),
             hop_fallback_local: self.hop_fallback_local.get(),
@@ -225,9 +253,10 @@ impl ShardMetrics {
 /// A copy of one shard's metrics, sent over the mesh to the shard answering a scrape.
 #[derive(Clone)]
 pub struct MetricsSnapshot {
-    pub stages: [Histogram<u64>; 9],
+    pub stages: [Histogram<u64>; Stage::COUNT],
     pub outcomes: [u64; 6],
-    pub nobid: [u64; 4],
+    pub nobid: [u64; 5],
+    pub integrity: [u64; 3],
     pub hops_out: u64,
     pub hops_in: u64,
     pub hop_fallback_local: u64,
@@ -249,6 +278,10 @@ impl MetricsSnapshot {
 
     pub fn nobid(&self, r: NoBidReason) -> u64 {
         self.nobid[r as usize]
+    }
+
+    pub fn integrity(&self, rule: crate::integrity::Rule) -> u64 {
+        self.integrity[rule as usize]
     }
 
     pub fn stage(&self, s: Stage) -> &Histogram<u64> {

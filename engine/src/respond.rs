@@ -37,6 +37,16 @@ fn nobid(resp: &mut Response, reason: NoBidReason) {
         .header("x-adcore-nobid-reason", reason.name());
 }
 
+/// 204 for a request the integrity check flagged: `invalid_traffic`, the rule, and the rule's
+/// OpenRTB no-bid reason (4 non-human traffic, 5 datacenter IP).
+pub fn invalid_traffic(resp: &mut Response, rule: crate::integrity::Rule) {
+    let mut code = itoa::Buffer::new();
+    resp.status(204)
+        .header("x-openrtb-nbr", code.format(rule.nbr()))
+        .header("x-adcore-nobid-reason", NoBidReason::InvalidTraffic.name())
+        .header("x-adcore-integrity-rule", rule.name());
+}
+
 /// Writes the auction's answer and says how the request ended. `external` are the slots won by
 /// DSP bids (a house ad the internal side put on such a slot is left out).
 pub fn auction(

@@ -20,7 +20,9 @@ use crate::budget::pacing::PaceLine;
 use crate::budget::{Allocator, LedgerRecord, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::degradation::{Controller as Degradation, DegradationSnapshot};
 use crate::intake::{self, AuctionJob};
+use crate::integrity::Integrity;
 use crate::learning::{self, Click, Learning};
 use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
@@ -96,6 +98,7 @@ pub struct ShardSnapshot {
     /// This shard's budget logs (none when the budget is in memory only).
     pub wal: Vec<(String, WalStats)>,
     pub rtb: RtbSnapshot,
+    pub degradation: DegradationSnapshot,
 }
 
 /// Where an orderly stop is: the budget task returns its chunks after the HTTP drain.
@@ -121,6 +124,8 @@ pub struct EngineShard {
     listener: RefCell<Option<monoio::net::TcpListener>>,
     learning: Learning,
     rtb: ShardRtb,
+    integrity: Integrity,
+    degradation: Degradation,
 }
 
 impl EngineShard {
@@ -164,6 +169,8 @@ impl EngineShard {
         Ok(EngineShard {
             learning,
             rtb,
+            integrity: Integrity::new(&shared.config.integrity),
+            degradation: Degradation::new(&shared.config.degradation),
             shared,
             ledger: RefCell::new(ledger),
             allocator: RefCell::new(allocator),
@@ -177,22 +184,25 @@ impl EngineShard {
         })
     }
 
-    /// Runs the auction here, on this shard's ledger.
+    /// Runs the auction here, on this shard's ledger, as this shard's degradation level allows.
     fn auction_here(&self, job: &AuctionJob) -> AuctionResult {
         let cfg = &self.shared.config;
-        let result = self
-            .learning
-            .with_scoring(cfg, job.user_key, &self.metrics, |ml| {
-                run_auction(
-                    job,
-                    &self.shared.catalog,
-                    &mut self.ledger.borrow_mut(),
-                    &cfg.auction,
-                    &mut self.scratch.borrow_mut(),
-                    &self.metrics,
-                    ml,
-                )
-            });
+        let act = self.degradation.actions();
+        let result =
+            self.learning
+                .with_scoring(cfg, job.user_key, &self.metrics, act.prior_only, |ml| {
+                    let mut scratch = self.scratch.borrow_mut();
+                    scratch.candidates_cap = act.candidates_max.unwrap_or(0);
+                    run_auction(
+                        job,
+                        &self.shared.catalog,
+                        &mut self.ledger.borrow_mut(),
+                        &cfg.auction,
+                        &mut scratch,
+                        &self.metrics,
+                        ml,
+                    )
+                });
         self.learning
             .record_wins(job.user_key, &result, &self.metrics);
         result
@@ -218,6 +228,7 @@ impl EngineShard {
                 .map(|w| (w.name().to_string(), w.stats()))
                 .collect(),
             rtb: self.rtb.snapshot(),
+            degradation: self.degradation.snapshot(),
         }
     }
 
@@ -332,6 +343,17 @@ impl EngineShard {
     }
 }
 
+/// The shard's degradation controller: closes one measurement interval per tick.
+async fn degradation_loop(shard: Rc<EngineShard>, ctx: ShardCtx<EngineShard>) {
+    let period = shard.degradation.interval();
+    while !ctx.is_stopping() {
+        monoio::time::sleep(period).await;
+        shard
+            .degradation
+            .tick(shard.metrics.hop_fallback_local.get());
+    }
+}
+
 /// Shard 0's health loop: every `rtb.health_interval_ms`, gather every shard's DSP window,
 /// merge, score, and publish the new table to every shard.
 async fn health_loop(shard: Rc<EngineShard>, ctx: ShardCtx<EngineShard>) {
@@ -387,6 +409,9 @@ impl Service for EngineShard {
             self.budget_round(&ctx, &mut out).await;
         }
         monoio::spawn(self.clone().budget_loop(ctx.clone()));
+        if self.degradation.automatic() {
+            monoio::spawn(degradation_loop(self.clone(), ctx.clone()));
+        }
         let front = Rc::new(Front {
             ctx: ctx.clone(),
             shard: self.clone(),
@@ -516,6 +541,7 @@ pub fn is_json_content_type(value: &[u8]) -> bool {
 impl Front {
     async fn auction(&self, req: &Request<'_>, resp: &mut Response) {
         let received = Instant::now();
+        let _in_flight = self.shard.degradation.enter();
         let m = &self.shard.metrics;
         if let Some(ct) = req.content_type()
             && !is_json_content_type(ct)
@@ -547,10 +573,13 @@ impl Front {
         }
         let t_valid = Instant::now();
         m.record(Stage::Validate, t_valid - t_parsed);
+        if self.screened_out(&bid_request, resp, received, t_valid) {
+            return;
+        }
         let tmax_default = self.shard.shared.config.openrtb.tmax_ms_default;
         let now_s = intake::now_unix_s();
         let mut job = intake::job_from_request(&bid_request, received, now_s, tmax_default);
-        let collected = self.collect_external(&bid_request, &job).await;
+        let (collected, rtb_wait) = self.collect_external(&bid_request, &job).await;
         let bars = external_bars(collected.as_ref(), job.slots.len());
         raise_floors(&mut job, &bars);
         let result = self
@@ -576,24 +605,70 @@ impl Front {
         let done = Instant::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
+        // The DSP wait has its own cutoffs; the ladder judges the shard's own work and queues.
+        let own = (done - received).saturating_sub(rtb_wait);
+        self.shard.degradation.finish(own);
     }
 
-    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner).
-    async fn collect_external(&self, req: &BidRequest, job: &AuctionJob) -> Option<Collected> {
-        let rtb = &self.shard.rtb;
-        if !rtb.enabled() {
-            return None;
+    /// Fraud tier 1: a flagged request is counted per rule and, when the action is "nobid",
+    /// answered 204 `invalid_traffic` here (true), before any DSP call or hop.
+    fn screened_out(
+        &self,
+        req: &BidRequest,
+        resp: &mut Response,
+        received: Instant,
+        start: Instant,
+    ) -> bool {
+        let (integrity, m) = (&self.shard.integrity, &self.shard.metrics);
+        if !integrity.enabled() {
+            return false;
         }
+        let flagged = integrity.check(req);
+        let done = Instant::now();
+        m.record(Stage::Integrity, done - start);
+        let Some(rule) = flagged else {
+            return false;
+        };
+        m.integrity_flagged(rule);
+        if !integrity.blocks() {
+            return false;
+        }
+        m.nobid(crate::metrics::NoBidReason::InvalidTraffic);
+        m.outcome(Outcome::NoBid);
+        respond::invalid_traffic(resp, rule);
+        m.record(Stage::Total, done - received);
+        self.shard.degradation.finish(done - received);
+        true
+    }
+
+    /// RTB fan-out on this shard (see `rtb` module docs for why here and not on the owner), as
+    /// the shard's degradation level allows; also returns how long it took.
+    async fn collect_external(
+        &self,
+        req: &BidRequest,
+        job: &AuctionJob,
+    ) -> (Option<Collected>, Duration) {
+        let rtb = &self.shard.rtb;
+        let act = self.shard.degradation.actions();
+        if !rtb.enabled() || !act.rtb {
+            return (None, Duration::ZERO);
+        }
+        rtb.set_tier_max(act.dsp_tier_max);
         let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
-        rtb.collect(
-            req,
-            job.received,
-            job.tmax_ms,
-            formats,
-            &job.ctx.country,
-            &job.ctx.region,
-        )
-        .await
+        let started = Instant::now();
+        let collected = rtb
+            .collect(
+                req,
+                job.received,
+                job.tmax_ms,
+                formats,
+                &job.ctx.country,
+                &job.ctx.region,
+            )
+            .await;
+        let took = started.elapsed();
+        self.shard.metrics.record(Stage::Rtb, took);
+        (collected, took)
     }
 
     /// Which slots external bids won: those where no paid internal ad beat them.

@@ -1,6 +1,8 @@
 //! `/dashboard` in a real headless Chromium (installed by scripts/install-deps.sh): while the server
-//! takes auction traffic, the rendered page must show one panel per core with live numbers, and a
-//! screenshot must show the panels drawn. `ADCORE_KEEP_SCREENSHOT=/path.png` keeps the screenshot.
+//! takes auction traffic (fanned out to a loopback DSP, at a forced degradation level), the
+//! rendered page must show one panel per core with live numbers, the DSP health table with the
+//! DSP's live figures and the degradation badge, and a screenshot must show the panels drawn.
+//! `ADCORE_KEEP_SCREENSHOT=/path.png` keeps the screenshot.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::dsp::{Mode, TestDsp};
 use common::{Server, get, shared_data};
 
 const WIDTH: u32 = 1400;
@@ -63,7 +66,12 @@ fn background_traffic(server: &Server, stop: Arc<AtomicBool>) -> std::thread::Jo
 
 #[test]
 fn dashboard_renders_live_panels_in_chromium() {
-    let server = Server::start("legacy", "");
+    let dsp = TestDsp::start(Mode::SlowBid(3.0, 3));
+    let extra = format!(
+        "[degradation]\nforce_level = 1\n{}",
+        dsp.toml("dsp-live", 1)
+    );
+    let server = Server::start("legacy", &extra);
     let page = server.request(&get("/dashboard"));
     assert_eq!(page.status, 200);
     assert!(
@@ -104,6 +112,7 @@ fn dashboard_renders_live_panels_in_chromium() {
         String::from_utf8_lossy(&dom.stderr)
     );
     check_dom(&html);
+    check_dsp_and_degradation(&html, dsp.requests());
     assert!(
         screenshot.status.success(),
         "{}",
@@ -145,12 +154,43 @@ fn check_dom(html: &str) {
     );
 }
 
+/// The DSP row shows the DSP's live figures (tier, calls, latency, bid rate) and the header the
+/// forced degradation level.
+fn check_dsp_and_degradation(html: &str, dsp_requests: u64) {
+    assert!(dsp_requests > 0, "the DSP was never called");
+    assert!(
+        html.contains("data-dsp=\"dsp-live\""),
+        "no DSP row:\n{html}"
+    );
+    let one = |key: &str| -> &str {
+        let v = cell_values(html, key);
+        assert_eq!(v.len(), 1, "{key}: {v:?}");
+        v[0]
+    };
+    assert_eq!(one("dsp-tier"), "1 premium");
+    assert_ne!(one("dsp-requests"), "0");
+    for key in ["dsp-p50", "dsp-p95", "dsp-p99"] {
+        let v = one(key);
+        let ms: u64 = v.trim_end_matches(" ms").parse().unwrap_or(0);
+        assert!(ms >= 3, "{key} = {v}: the DSP answers after 3 ms");
+    }
+    // The DSP bids on every call; calls in flight at a refresh are not answered yet.
+    let bid_rate: f64 = one("dsp-bid-rate").trim_end_matches('%').parse().unwrap();
+    assert!(bid_rate > 50.0, "bid rate {bid_rate}%");
+    assert!(
+        html.contains("id=\"h-degradation\" class=\"warn\">1 light (forced)<"),
+        "degradation badge:\n{html}"
+    );
+    let levels = cell_values(html, "level");
+    assert_eq!(levels, vec!["1", "1"], "per-core level");
+}
+
 fn attr_value<'a>(html: &'a str, attr: &str) -> Option<&'a str> {
     let start = html.find(&format!("{attr}=\""))? + attr.len() + 2;
     html[start..].split('"').next()
 }
 
-/// Text of every `<div class="num ..." data-k="{key}">TEXT</div>`.
+/// Text of every element `... data-k="{key}">TEXT<` (core cells and DSP table cells).
 fn cell_values<'a>(html: &'a str, key: &str) -> Vec<&'a str> {
     let marker = format!("data-k=\"{key}\">");
     html.match_indices(&marker)

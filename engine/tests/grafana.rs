@@ -1,11 +1,13 @@
 //! perf/grafana/adcore.json must only name metrics adserver really exports: every `adcore_*` series
-//! in a panel expression is looked up in a live `/metrics` scrape.
+//! in a panel expression is looked up in a live `/metrics` scrape (of a server with one loopback
+//! DSP, so the `adcore_rtb_*` families exist).
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::dsp::{Mode, TestDsp};
 use common::{Server, get};
 
 fn dashboard_metric_names() -> BTreeSet<String> {
@@ -38,7 +40,16 @@ fn metric_names(expr: &str) -> Vec<String> {
 fn every_dashboard_metric_is_exported() {
     let names = dashboard_metric_names();
     assert!(names.len() >= 10, "{names:?}");
-    let server = Server::start("legacy", "");
+    for family in [
+        "adcore_rtb_latency_seconds",
+        "adcore_pacing_target_micros",
+        "adcore_degradation_level",
+        "adcore_integrity_flagged_total",
+    ] {
+        assert!(names.contains(family), "no panel reads {family}");
+    }
+    let dsp = TestDsp::start(Mode::NoBid);
+    let server = Server::start("legacy", &dsp.toml("dsp-a", 1));
     let scrape = server.request(&get("/metrics")).text();
     let missing: Vec<&String> = names
         .iter()

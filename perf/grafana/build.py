@@ -3,7 +3,9 @@
 
 Run from anywhere: python3 perf/grafana/build.py. The panels mirror /dashboard: per-core QPS,
 latency percentiles and stage breakdown, mesh hops, ring-full and stalls; outcomes and no-bid
-reasons; revenue and spend; per-DSP and per-campaign panels when those series exist.
+reasons; revenue and spend; the integrity/profile/rtb stages; per-DSP latency, bid and win rates,
+timeouts, health score and tier (adcore_rtb_*, exported when DSPs are configured); pacing per
+campaign; degradation level and integrity flags.
 engine/tests/grafana.rs checks that every metric named here is one adserver exports.
 """
 import json
@@ -70,6 +72,66 @@ y += 8
 panels.append(panel(9, "Campaign spend today (top 20, USD)", [
     ('topk(20, sum by (campaign) (adcore_campaign_spend_today_micros)) / 1e6', "{{campaign}}"),
 ], 0, y, w=24, unit="currencyUSD"))
+y += 8
+
+# Stages the issue names beyond the core breakdown: integrity (fraud tier 1), rtb (fan-out and
+# collection on the receiving core), profile (lookup and features on the owner core).
+panels.append(panel(10, "Stage p50 (all cores)", [
+    ('histogram_quantile(0.5, sum by (stage, le) (rate(adcore_stage_duration_seconds_bucket{stage!="total",shard=~"$shard"}[$__rate_interval])))', "{{stage}}"),
+], 0, y, unit="s"))
+panels.append(panel(11, "Integrity, profile and RTB stages p99 per core", [
+    (quantile(0.99, "integrity"), "integrity {{shard}}"),
+    (quantile(0.99, "profile"), "profile {{shard}}"),
+    (quantile(0.99, "rtb"), "rtb {{shard}}"),
+], 12, y, unit="s"))
+y += 8
+
+
+def dsp_quantile(q):
+    return (
+        f'histogram_quantile({q}, sum by (dsp, le) (rate(adcore_rtb_latency_seconds_bucket'
+        f'{{shard=~"$shard"}}[$__rate_interval])))'
+    )
+
+
+def per_dsp(metric):
+    return f'sum by (dsp) (rate({metric}{{shard=~"$shard"}}[$__rate_interval]))'
+
+
+panels.append(panel(12, "DSP latency (p50 / p95 / p99)", [
+    (dsp_quantile(0.5), "p50 {{dsp}}"), (dsp_quantile(0.95), "p95 {{dsp}}"), (dsp_quantile(0.99), "p99 {{dsp}}"),
+], 0, y, unit="s"))
+panels.append(panel(13, "DSP bid rate and win rate", [
+    (f'{per_dsp("adcore_rtb_bids_total")} / {per_dsp("adcore_rtb_requests_total")}', "bid rate {{dsp}}"),
+    (f'{per_dsp("adcore_rtb_wins_total")} / {per_dsp("adcore_rtb_bids_total")}', "win rate {{dsp}}"),
+], 12, y, unit="percentunit"))
+y += 8
+panels.append(panel(14, "DSP timeouts and errors", [
+    (per_dsp("adcore_rtb_timeouts_total"), "timeouts {{dsp}}"),
+    (per_dsp("adcore_rtb_errors_total"), "errors {{dsp}}"),
+    (per_dsp("adcore_rtb_qps_refused_total"), "QPS cap {{dsp}}"),
+], 0, y, unit="ops"))
+panels.append(panel(15, "DSP health score and tier", [
+    ('max by (dsp) (adcore_rtb_health_score)', "score {{dsp}}"),
+    ('max by (dsp) (adcore_rtb_tier)', "tier {{dsp}}"),
+], 12, y, unit="short"))
+y += 8
+panels.append(panel(16, "Pacing: spend vs target today (top 20 campaigns, USD)", [
+    ('topk(20, adcore_pacing_actual_micros) / 1e6', "spend {{campaign}}"),
+    ('topk(20, adcore_pacing_target_micros) / 1e6', "target {{campaign}}"),
+], 0, y, unit="currencyUSD"))
+panels.append(panel(17, "Pacing throttle (top 20 campaigns)", [
+    ('topk(20, adcore_pacing_throttle)', "{{campaign}}"),
+], 12, y, unit="percentunit"))
+y += 8
+panels.append(panel(18, "Degradation level per core (0 normal .. 4 critical)", [
+    ('max by (shard) (adcore_degradation_level{shard=~"$shard"})', "level {{shard}}"),
+    ('sum by (shard) (increase(adcore_degradation_transitions_total{shard=~"$shard"}[5m]))', "transitions/5m {{shard}}"),
+], 0, y, unit="short"))
+panels.append(panel(19, "Requests by degradation level, integrity flags", [
+    ('sum by (level) (rate(adcore_degradation_requests_total{shard=~"$shard"}[$__rate_interval]))', "level {{level}}"),
+    ('sum by (rule) (rate(adcore_integrity_flagged_total{shard=~"$shard"}[$__rate_interval]))', "flagged {{rule}}"),
+], 12, y, unit="reqps"))
 y += 8
 
 dashboard = {

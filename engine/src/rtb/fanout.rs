@@ -171,6 +171,11 @@ impl ShardRtb {
         self.window.borrow().totals(Instant::now())
     }
 
+    /// Highest DSP tier called from now on (the shard's degradation level sets it).
+    pub fn set_tier_max(&self, tier_max: u8) {
+        self.selector.borrow_mut().tier_max = tier_max;
+    }
+
     pub fn cfg(&self) -> &RtbConfig {
         &self.cfg
     }

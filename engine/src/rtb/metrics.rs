@@ -212,13 +212,11 @@ pub struct DspStats {
     pub dropped_bids: u64,
     pub qps_refused: u64,
     pub won_cpm_micros: u64,
+    /// Answer latency percentiles over all calls since start (1 ms buckets, upper bounds).
     pub latency_p50_ms: u64,
     pub latency_p95_ms: u64,
-    /// The same figures in the shape `/dashboard` reads: score / 100, microseconds, ratios.
-    pub health_score: f64,
-    pub latency_p50_us: u64,
-    pub latency_p95_us: u64,
-    pub latency_p99_us: u64,
+    #[serde(default)]
+    pub latency_p99_ms: u64,
     /// Bids per request, wins per bid.
     pub bid_rate: f64,
     pub win_rate: f64,
@@ -271,10 +269,7 @@ pub fn stats(shards: &[&RtbSnapshot]) -> RtbStats {
                 won_cpm_micros: c.won_cpm_micros,
                 latency_p50_ms: c.latency.quantile_ms(0.5),
                 latency_p95_ms: c.latency.quantile_ms(0.95),
-                health_score: score.max(0.0) / 100.0,
-                latency_p50_us: c.latency.quantile_ms(0.5) * 1000,
-                latency_p95_us: c.latency.quantile_ms(0.95) * 1000,
-                latency_p99_us: c.latency.quantile_ms(0.99) * 1000,
+                latency_p99_ms: c.latency.quantile_ms(0.99),
                 bid_rate: ratio(c.bids, c.requests),
                 win_rate: ratio(c.wins, c.bids),
             }

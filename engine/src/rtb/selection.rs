@@ -110,6 +110,9 @@ pub struct Selector {
     buckets: Vec<TokenBucket>,
     excluded_seen: Vec<u32>,
     probe_every: u32,
+    /// Highest tier number called, probes included (set by the shard's degradation level; 4 =
+    /// no cap beyond the tiers' own rules).
+    pub tier_max: u8,
 }
 
 impl Selector {
@@ -132,6 +135,7 @@ impl Selector {
                 .collect(),
             excluded_seen: vec![0; reg.len()],
             probe_every,
+            tier_max: 4,
         }
     }
 
@@ -151,6 +155,9 @@ impl Selector {
         out.clear();
         for (d, dsp) in reg.dsps.iter().enumerate() {
             if dsp.formats_mask & formats_mask == 0 {
+                continue;
+            }
+            if health.dsps[d].tier.number() > self.tier_max {
                 continue;
             }
             let local = dsp.endpoint_in(region);
@@ -255,6 +262,20 @@ mod tests {
         // A format nobody buys: nobody.
         sel.select(&reg, &h, "us-east", true, 2, now, &mut out, |_, _| {});
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn degradation_caps_the_tiers_called() {
+        let (reg, h) = setup();
+        let mut sel = Selector::new(&reg, 1, 1.0, 0, Instant::now());
+        let mut out = Vec::new();
+        let now = Instant::now();
+        sel.select(&reg, &h, "us-east", true, 1, now, &mut out, |_, _| {});
+        let all = out.len();
+        sel.tier_max = 1;
+        sel.select(&reg, &h, "us-east", true, 1, now, &mut out, |_, _| {});
+        assert!(out.len() < all, "{all} -> {}", out.len());
+        assert!(out.iter().all(|c| h.dsps[c.dsp].tier == Tier::Premium));
     }
 
     #[test]
