@@ -171,6 +171,9 @@ impl Dsp {
     }
 
     fn bid_response(&mut self, request: &BidRequest, env: &Env<'_>) -> Option<BidResponse> {
+        if !request.cur.is_empty() && !request.cur.iter().any(|c| c == "USD") {
+            return None; // prices are USD CPMs: no bid where the exchange refuses USD
+        }
         let mut bids = Vec::new();
         for imp in &request.imp {
             if !self.rng.random_bool(self.spec.bid_rate) {
@@ -377,6 +380,15 @@ mod tests {
             body_of(&dsp.answer(REQUEST, &env()))
                 .0
                 .starts_with("HTTP/1.1 500")
+        );
+        dsp.spec.error_rate = 0.0;
+        dsp.spec.bid_rate = 1.0;
+        let gbp = br#"{"id":"g","imp":[{"id":"1","banner":{"w":1,"h":1}}],"cur":["GBP"]}"#;
+        assert!(
+            body_of(&dsp.answer(gbp, &env()))
+                .0
+                .starts_with("HTTP/1.1 204"),
+            "USD-only DSP bid on a GBP-only request"
         );
         assert!(
             body_of(&dsp.answer(b"{not json", &env()))
