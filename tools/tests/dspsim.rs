@@ -173,7 +173,9 @@ fn read_reply(s: &mut TcpStream) -> std::io::Result<Reply> {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |h| std::str::from_utf8(h.value).unwrap().parse().unwrap());
+                .map_or(0, |h| {
+                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                });
             let status = r.code.unwrap();
             if buf.len() >= head + content_length {
                 let body = buf[head..head + content_length].to_vec();
@@ -268,7 +270,11 @@ fn corpus_requests_get_valid_bids_with_notice_urls_on_keep_alive_connections() {
         for (bid, imp) in bids.iter().zip(&request.imp) {
             assert_eq!(bid.impid, imp.id);
             assert_eq!(bid.price, 50.0, "fixed price (sigma 0)");
-            assert!(bid.crid.as_deref().is_some_and(|c| c.starts_with("alpha-cr")));
+            assert!(
+                bid.crid
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("alpha-cr"))
+            );
             assert!(bid.adm.as_deref().is_some_and(|a| a.contains("alpha")));
             let nurl = bid.nurl.as_deref().unwrap();
             let control = sim.control;
@@ -298,9 +304,7 @@ fn corpus_requests_get_valid_bids_with_notice_urls_on_keep_alive_connections() {
         .write_all(&http("POST", "/openrtb2/auction", b"{\"id\": 5"))
         .unwrap();
     assert_eq!(read_reply(&mut alpha).unwrap().status, 400);
-    alpha
-        .write_all(&http("GET", "/other", b""))
-        .unwrap();
+    alpha.write_all(&http("GET", "/other", b"")).unwrap();
     assert_eq!(read_reply(&mut alpha).unwrap().status, 404);
     alpha
         .write_all(&http("POST", "/openrtb2/auction", &simple_request()))
@@ -414,7 +418,10 @@ fn latency_changes_at_runtime() {
         .unwrap();
     s.write_all(&http("POST", "/openrtb2/auction", &simple_request()))
         .unwrap();
-    assert!(read_reply(&mut s).is_err(), "a 2 s DSP answered within 0.5 s");
+    assert!(
+        read_reply(&mut s).is_err(),
+        "a 2 s DSP answered within 0.5 s"
+    );
     let stats = sim.control("GET", "/stats", "").json();
     assert_eq!(stats["dsps"][1]["latency"]["median_ms"], 2000.0);
 }
@@ -567,13 +574,37 @@ fn bad_cli_and_config_input_is_refused_naming_file_and_line() {
     assert!(err.contains("--seed"), "{err}");
 }
 
+/// The arguments of `systemd/dsp-sim.service`'s ExecStart, with `/run/adcore-dsp-sim/` moved
+/// into `dir`.
+fn unit_args(dir: &Path) -> Vec<String> {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/dsp-sim.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in dsp-sim.service");
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("/opt/adcore/bin/dsp-sim"));
+    words
+        .map(|w| match w.strip_prefix("/run/adcore-dsp-sim/") {
+            Some(name) => dir.join(name).display().to_string(),
+            None => w.to_string(),
+        })
+        .collect()
+}
+
+/// Runs the systemd unit's command line: the seed population, listed as JSON in its ports file.
 #[test]
-fn seed_population_lists_fifty_dsps_and_stops_on_sigterm() {
+fn the_units_command_line_lists_the_seed_population_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let ports = dir.path().join("ports.json");
+    let args = unit_args(dir.path());
+    assert!(
+        args.iter().any(|a| Path::new(a) == ports),
+        "the unit writes {args:?}, not ports.json"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsp-sim"))
-        .args(["--population", "seed", "--seed", "9", "--ports-file"])
-        .arg(&ports)
+        .args(&args)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
