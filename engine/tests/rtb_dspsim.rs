@@ -175,7 +175,10 @@ fn notices_reach_dsp_sim_with_substituted_macros_and_the_loss_code() {
         bid["adm"].as_str().unwrap().contains("data-dsp=\"high\""),
         "{bid}"
     );
-    assert!(bid.get("nurl").is_none() && bid.get("burl").is_none(), "{bid}");
+    assert!(
+        bid.get("nurl").is_none() && bid.get("burl").is_none(),
+        "{bid}"
+    );
 
     let got = sim.wait_notices("high", 2, Duration::from_secs(5));
     assert_eq!(got.len(), 2, "{got:?}");
