@@ -248,7 +248,7 @@ impl ShardRtb {
             premium,
             formats_mask,
             now,
-            &mut *choices,
+            &mut choices,
             |d, Skip::QpsCap| self.metrics.dsp(d, |m| m.qps_refused += 1),
         );
         if choices.is_empty() {
