@@ -27,6 +27,7 @@ use super::macros::{MacroValues, substitute};
 use super::metrics::{ErrorKind, RtbMetrics, RtbSnapshot};
 use super::notices::{Notice, NoticeKind, NoticeQueue};
 use super::outbound::{HEADERS, Template};
+use super::recycle::Recycler;
 use super::registry::Registry;
 use super::selection::{Choice, Selector, Skip};
 use super::timeouts::{Cutoffs, cutoffs, dsp_deadline, tmax_for};
@@ -92,7 +93,19 @@ pub struct ShardRtb {
     pub metrics: Rc<RtbMetrics>,
     pub notices: NoticeQueue,
     ids: Arc<[String]>,
+    /// Endpoint paths, shared with call futures without allocating (`Rc`, shard-local).
+    paths: Vec<Vec<Rc<str>>>,
+    /// Reused outbound bodies (one per call in flight), DSP choices and floors (one per request).
+    bodies: Recycler<u8>,
+    choices: Recycler<Choice>,
+    floors: Recycler<u64>,
 }
+
+/// Outbound bodies grown past this many bytes are freed rather than kept.
+const BODY_KEPT_BYTES_MAX: usize = 64 * 1024;
+/// Choice and floor lists kept for this many requests in flight on one shard (more are
+/// allocated and freed).
+const LISTS_KEPT_MAX: usize = 256;
 
 impl ShardRtb {
     pub fn new(
@@ -120,7 +133,21 @@ impl ShardRtb {
                     .collect()
             })
             .collect();
+        let endpoints: usize = registry.dsps.iter().map(|d| d.endpoints.len()).sum();
         ShardRtb {
+            paths: registry
+                .dsps
+                .iter()
+                .map(|d| {
+                    d.endpoints
+                        .iter()
+                        .map(|e| Rc::from(e.path.as_str()))
+                        .collect()
+                })
+                .collect(),
+            bodies: Recycler::new(endpoints * cfg.pool_conns_max, BODY_KEPT_BYTES_MAX),
+            choices: Recycler::new(LISTS_KEPT_MAX, registry.len().max(1)),
+            floors: Recycler::new(LISTS_KEPT_MAX, 64),
             selector: RefCell::new(Selector::new(
                 &registry,
                 shards,
@@ -218,7 +245,7 @@ impl ShardRtb {
         let premium = super::selection::is_premium(req, c.premium_floor_cpm_micros);
         let health = self.health();
         let now = Instant::now();
-        let mut choices = Vec::new();
+        let mut choices = self.choices.take(self.registry.len());
         self.selector.borrow_mut().select(
             &self.registry,
             &health,
@@ -233,16 +260,15 @@ impl ShardRtb {
             return None;
         }
         let mut template = Template::new(req, self.reserve_cpm_micros);
-        let floors: Vec<u64> = (0..req.imp.len())
-            .map(|i| template.floor_micros(i))
-            .collect();
+        let mut floors = self.floors.take(req.imp.len());
+        floors.extend((0..req.imp.len()).map(|i| template.floor_micros(i)));
         let calls = self.launch(&choices, &mut template, &health, &cut, now);
         self.metrics.total(|t| t.auctions += 1);
         let imp_ids: Vec<&str> = req.imp.iter().map(|i| i.id.as_str()).collect();
         let offer = Offer {
             request_id: &req.id,
             imp_ids: &imp_ids,
-            floors_micros: &floors,
+            floors_micros: &floors[..],
             currencies: &c.currencies,
         };
         let mut out = Collected {
@@ -270,10 +296,10 @@ impl ShardRtb {
         for (i, ch) in choices.iter().enumerate() {
             let dsp = &self.registry.dsps[ch.dsp];
             let deadline = dsp_deadline(now, health.dsps[ch.dsp].timeout_ms, cut);
-            let mut body = Vec::with_capacity(1024);
+            let mut body = self.bodies.take(1024);
             template.write_for(&dsp.id, tmax_for(now, deadline), &mut body);
             let pool = self.pools[ch.dsp][ch.endpoint].clone();
-            let path = dsp.endpoints[ch.endpoint].path.clone();
+            let path = Rc::clone(&self.paths[ch.dsp][ch.endpoint]);
             self.metrics.dsp(ch.dsp, |m| {
                 m.requests += 1;
                 m.probes += u64::from(ch.probe);

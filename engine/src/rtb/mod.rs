@@ -4,7 +4,7 @@
 //! Owns: the DSP registry (`registry`), which DSPs a request goes to (`selection`: region, tier,
 //! per-shard QPS token buckets), DSP health scores and tier reassignment (`health`), adaptive
 //! per-DSP timeouts and the operational/absolute cutoffs (`timeouts`), the outbound request
-//! (`outbound`), bid validation with OpenRTB loss codes (`validate`), notice macros and the notice
+//! (`outbound`), reused per-shard fan-out buffers (`recycle`), bid validation with OpenRTB loss codes (`validate`), notice macros and the notice
 //! queue (`macros`, `notices`), the progressive fan-out on one shard (`fanout`) and per-DSP
 //! metrics (`metrics`).
 //!
@@ -23,6 +23,7 @@ pub mod macros;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;
+pub mod recycle;
 pub mod registry;
 pub mod selection;
 pub mod timeouts;

@@ -66,7 +66,9 @@ impl Template {
         out.clear();
         self.req.tmax = Some(tmax_ms);
         if let (Some(u), Some(id)) = (self.req.user.as_mut(), self.user_id.as_deref()) {
-            u.id = Some(hashed_user_id(dsp_id, id));
+            let out = u.id.get_or_insert_with(String::new);
+            out.clear();
+            write_hashed_user_id(dsp_id, id, out);
         }
         net::openrtb::write_bid_request(&self.req, out);
     }
@@ -74,6 +76,13 @@ impl Template {
 
 /// Keyed, per-DSP hash of a user id: 16 hex digits.
 pub fn hashed_user_id(dsp_id: &str, user_id: &str) -> String {
+    let mut out = String::with_capacity(16);
+    write_hashed_user_id(dsp_id, user_id, &mut out);
+    out
+}
+
+/// [`hashed_user_id`] appended to `out` (reuses its allocation).
+pub fn write_hashed_user_id(dsp_id: &str, user_id: &str, out: &mut String) {
     let mut h = ahash::RandomState::with_seeds(
         0x9e37_79b9_7f4a_7c15,
         0xbf58_476d_1ce4_e5b9,
@@ -84,7 +93,8 @@ pub fn hashed_user_id(dsp_id: &str, user_id: &str) -> String {
     h.write(dsp_id.as_bytes());
     h.write_u8(0);
     h.write(user_id.as_bytes());
-    format!("{:016x}", h.finish())
+    use std::fmt::Write as _;
+    let _ = write!(out, "{:016x}", h.finish());
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dsp;
+pub mod dspsim;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

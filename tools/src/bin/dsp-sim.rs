@@ -27,6 +27,10 @@ struct Args {
     /// RNG seed (overrides the file's [sim].seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Draw every answer from (seed, DSP, request id) alone (sets [sim].per_request): the same
+    /// request ids get the same answers in every run, whatever the order or concurrency.
+    #[arg(long)]
+    per_request: bool,
     /// Control port (overrides [sim].control_port).
     #[arg(long)]
     control_port: Option<u16>,
@@ -66,6 +70,7 @@ fn effective_config(args: &Args) -> anyhow::Result<SimConfig> {
     if let Some(seed) = args.seed {
         config.sim.seed = seed;
     }
+    config.sim.per_request |= args.per_request;
     if let Some(port) = args.control_port {
         config.sim.control_port = port;
     }

@@ -10,6 +10,8 @@
 //! notices_kept = 1000   # last N notices kept per DSP
 //! stall_ms = 10000      # the `stall` fault: hold the request this long, then close
 //! timeout_ms = 1000     # `timeout_rate` answers arrive this late
+//! per_request = false   # true: each answer drawn from (seed, DSP, request id) alone, so runs
+//!                       # that send the same request ids see the same answers in any order
 //!
 //! [[dsp]]
 //! id = "dsp01"
@@ -53,6 +55,9 @@ pub struct SimSection {
     pub notices_kept: usize,
     pub stall_ms: u64,
     pub timeout_ms: u64,
+    /// Draw each answer from an RNG seeded by (seed, DSP index, request id) instead of one RNG
+    /// stream per DSP: answers no longer depend on arrival order, concurrency or cancellations.
+    pub per_request: bool,
 }
 
 impl Default for SimSection {
@@ -64,6 +69,7 @@ impl Default for SimSection {
             notices_kept: 1000,
             stall_ms: 10_000,
             timeout_ms: 1_000,
+            per_request: false,
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct Dsp {
     pub counters: DspCounters,
     pub notices: VecDeque<Notice>,
     bid_seq: u64,
+    seed: u64,
+    index: usize,
 }
 
 /// Per-process settings each DSP needs to answer.
@@ -70,6 +72,8 @@ pub struct Env<'a> {
     pub notice_base: &'a str,
     pub stall: Duration,
     pub late: Duration,
+    /// Reseed the RNG from (seed, index, request id) before each answer.
+    pub per_request: bool,
 }
 
 impl Dsp {
@@ -80,6 +84,8 @@ impl Dsp {
             counters: DspCounters::default(),
             notices: VecDeque::new(),
             bid_seq: 0,
+            seed,
+            index,
         }
     }
 
@@ -94,6 +100,9 @@ impl Dsp {
                 return respond(Duration::ZERO, 400, "text/plain", text.as_bytes(), false);
             }
         };
+        if env.per_request {
+            self.rng = StdRng::seed_from_u64(request_seed(self.seed, self.index, &request.id));
+        }
         if let Some(action) = self.fault(&request, env) {
             self.counters.faults += 1;
             return action;
@@ -171,6 +180,9 @@ impl Dsp {
     }
 
     fn bid_response(&mut self, request: &BidRequest, env: &Env<'_>) -> Option<BidResponse> {
+        if !request.cur.is_empty() && !request.cur.iter().any(|c| c == "USD") {
+            return None; // prices are USD CPMs: no bid where the exchange refuses USD
+        }
         let mut bids = Vec::new();
         for imp in &request.imp {
             if !self.rng.random_bool(self.spec.bid_rate) {
@@ -252,6 +264,17 @@ impl Dsp {
     }
 }
 
+/// FNV-1a over the request id, mixed with the simulator seed and the DSP's index: stable across
+/// processes and Rust versions (unlike `DefaultHasher`).
+fn request_seed(seed: u64, index: usize, request_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in request_id.bytes().chain((index as u64).to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
     LogNormal::new(median.ln(), sigma)
         .map(|d| d.sample(rng))
@@ -306,6 +329,7 @@ mod tests {
             notice_base: "http://127.0.0.1:9",
             stall: Duration::from_secs(10),
             late: Duration::from_secs(1),
+            per_request: false,
         }
     }
 
@@ -378,6 +402,15 @@ mod tests {
                 .0
                 .starts_with("HTTP/1.1 500")
         );
+        dsp.spec.error_rate = 0.0;
+        dsp.spec.bid_rate = 1.0;
+        let gbp = br#"{"id":"g","imp":[{"id":"1","banner":{"w":1,"h":1}}],"cur":["GBP"]}"#;
+        assert!(
+            body_of(&dsp.answer(gbp, &env()))
+                .0
+                .starts_with("HTTP/1.1 204"),
+            "USD-only DSP bid on a GBP-only request"
+        );
         assert!(
             body_of(&dsp.answer(b"{not json", &env()))
                 .0
@@ -391,6 +424,49 @@ mod tests {
             ),
             (4, 1, 1)
         );
+    }
+
+    #[test]
+    fn per_request_answers_depend_only_on_seed_dsp_and_request_id() {
+        let spec = seed_population(5).dsp[3].clone();
+        let per_request = Env {
+            per_request: true,
+            ..env()
+        };
+        let request = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","imp":[{{"id":"1","banner":{{"w":300,"h":250}}}},{{"id":"2","banner":{{"w":1,"h":1}}}}]}}"#
+            )
+        };
+        let answer =
+            |dsp: &mut Dsp, id: &str| match dsp.answer(request(id).as_bytes(), &per_request) {
+                Action::Respond { delay, bytes, .. } => {
+                    // Bid ids count bids per process; compare everything but them.
+                    let text = String::from_utf8(bytes).unwrap();
+                    let prices: Vec<&str> = text.split("\"price\":").skip(1).collect();
+                    (
+                        delay,
+                        text.split("\r\n").next().unwrap().to_string(),
+                        prices.len(),
+                        prices
+                            .iter()
+                            .map(|p| p.split(',').next().unwrap().to_string())
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                other => panic!("{other:?}"),
+            };
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut a = Dsp::new(spec.clone(), 5, 3);
+        let forward: Vec<_> = ids.iter().map(|id| answer(&mut a, id)).collect();
+        let mut b = Dsp::new(spec.clone(), 5, 3);
+        let mut backward: Vec<_> = ids.iter().rev().map(|id| answer(&mut b, id)).collect();
+        backward.reverse();
+        assert_eq!(forward, backward, "order must not matter");
+        assert!(forward.iter().any(|f| f.2 > 0) && forward.iter().any(|f| f.1.contains("204")));
+        let mut other_seed = Dsp::new(spec, 6, 3);
+        let moved: Vec<_> = ids.iter().map(|id| answer(&mut other_seed, id)).collect();
+        assert_ne!(forward, moved, "the seed must matter");
     }
 
     /// The seed population answers like the seed's timeout table (Part 3): ~70 % by 50 ms,

@@ -32,6 +32,7 @@ pub struct Sim {
     notices_kept: usize,
     stall: Duration,
     late: Duration,
+    per_request: bool,
     started: Instant,
 }
 
@@ -102,6 +103,7 @@ pub fn bind(config: &SimConfig) -> std::io::Result<(Rc<Sim>, Vec<TcpListener>, T
         notices_kept: config.sim.notices_kept,
         stall: Duration::from_millis(config.sim.stall_ms),
         late: Duration::from_millis(config.sim.timeout_ms),
+        per_request: config.sim.per_request,
         started: Instant::now(),
     });
     Ok((sim, listeners, control))
@@ -206,6 +208,7 @@ fn answer(sim: &Sim, index: usize, request: &Request<'_>) -> Action {
         notice_base: &sim.notice_base,
         stall: sim.stall,
         late: sim.late,
+        per_request: sim.per_request,
     };
     let mut dsp = sim.dsps[index].borrow_mut();
     if request.header("content-encoding") == Some(b"gzip") {
