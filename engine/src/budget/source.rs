@@ -119,6 +119,11 @@ pub trait BudgetSource {
     fn used(&self, campaign: u32, day: i64) -> Used;
 }
 
+/// Per (campaign, local day) allocation, as a list for a WAL snapshot.
+pub type DayCounters = Vec<((u32, i64), Taken)>;
+/// Per campaign lifetime allocation, as a list for a WAL snapshot.
+pub type LifeCounters = Vec<(u32, Taken)>;
+
 /// The embedded source: counters in memory, rebuilt from the WAL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalCounters {
@@ -153,7 +158,7 @@ impl LocalCounters {
     }
 
     /// The counters as lists (for a WAL snapshot): per (campaign, day) and per campaign.
-    pub fn parts(&self) -> (Vec<((u32, i64), Taken)>, Vec<(u32, Taken)>) {
+    pub fn parts(&self) -> (DayCounters, LifeCounters) {
         (
             self.day.iter().map(|(k, v)| (*k, *v)).collect(),
             self.life.iter().map(|(k, v)| (*k, *v)).collect(),
@@ -161,7 +166,7 @@ impl LocalCounters {
     }
 
     /// Counters rebuilt from [`LocalCounters::parts`].
-    pub fn from_parts(day: Vec<((u32, i64), Taken)>, life: Vec<(u32, Taken)>) -> LocalCounters {
+    pub fn from_parts(day: DayCounters, life: LifeCounters) -> LocalCounters {
         LocalCounters {
             day: day.into_iter().collect(),
             life: life.into_iter().collect(),
