@@ -59,11 +59,14 @@ NGX
   nginx -c "$NGX_DIR/nginx.conf"
 }
 
-# start_adserver PORT [adserver args...]: sets ADS_PID, waits for /health.
+# start_adserver PORT [adserver args...]: sets ADS_PID, waits for /health. Each server gets a
+# fresh budget WAL directory: a log written with another shard count would (rightly) be refused.
 start_adserver() {
   local port=$1; shift
+  local wal="$OUT/wal-$port"
+  rm -rf "$wal"
   taskset -c "$SERVER_CPUS" "$BIN/adserver" --listen "127.0.0.1:$port" --shards "$SHARDS" \
-    --catalog demo-data/catalog.json "$@" serve \
+    --catalog demo-data/catalog.json --wal-dir "$wal" "$@" serve \
     2>>"$OUT/adserver-$port.log" &
   ADS_PID=$!
   PIDS+=("$ADS_PID")

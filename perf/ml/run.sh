@@ -15,8 +15,9 @@ port=18190
 run() {
   local label="$1" enabled="$2"
   printf '[model]\nenabled = %s\n[profiles]\npath = "%s/users.csv"\n' "$enabled" "$data" > "$data/cfg.toml"
+  rm -rf "$data/wal-$label"
   "$bin/adserver" --config "$data/cfg.toml" --listen "127.0.0.1:$port" --catalog "$data/catalog.json" \
-    serve >/dev/null 2>&1 &
+    --wal-dir "$data/wal-$label" serve >/dev/null 2>&1 &
   local pid=$!
   sleep 2
   "$bin/rtb-load" --target "http://127.0.0.1:$port/openrtb2/auction" --rate "$rate" \

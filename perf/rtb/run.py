@@ -92,7 +92,8 @@ def run_one(args, listing, label, rtb, catalog):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "adserver.toml")
         open(path, "w").write(config(listing, listen, catalog, rtb))
-        proc = subprocess.Popen([args.adserver, "--config", path, "serve"],
+        # A fresh budget WAL per row: rows must not inherit each other's spend.
+        proc = subprocess.Popen([args.adserver, "--config", path, "--wal-dir", os.path.join(tmp, "wal"), "serve"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(200):

@@ -31,6 +31,9 @@ struct Cli {
     /// Catalog file; overrides catalog.path.
     #[arg(long, global = true)]
     catalog: Option<PathBuf>,
+    /// Budget write-ahead log directory ("" = in memory only); overrides budget.wal_dir.
+    #[arg(long, global = true)]
+    wal_dir: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long, global = true)]
     print_config: bool,
@@ -100,6 +103,9 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(c) = &cli.catalog {
         cfg.catalog.path = c.clone();
+    }
+    if let Some(w) = &cli.wal_dir {
+        cfg.budget.wal_dir = w.clone();
     }
     Ok(cfg)
 }
