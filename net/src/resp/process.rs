@@ -2,6 +2,7 @@
 //! temporary directory, killed when dropped. Restartable on the same port (the data is lost,
 //! which is what a counter-loss test needs).
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,12 +19,22 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("redis-server on port {port} did not accept connections within {ms} ms: {log}")]
+    #[error("redis-server on port {port} did not answer PING within {ms} ms: {log}")]
     NotReady { port: u16, ms: u64, log: String },
+    #[error("redis-server on port {port} exited at start ({status}): {log}")]
+    Exited {
+        port: u16,
+        status: std::process::ExitStatus,
+        log: String,
+    },
 }
 
-/// Milliseconds to wait for a started server to accept connections.
+/// Milliseconds to wait for a started server to answer PING.
 const READY_TIMEOUT_MS: u64 = 5_000;
+
+/// Fresh ports tried by [`RedisProcess::start`] when a server exits at start (the free port was
+/// taken between probing and binding, e.g. by another test's client).
+const START_ATTEMPTS: usize = 4;
 
 /// A running `redis-server` child process.
 #[derive(Debug)]
@@ -65,14 +76,20 @@ impl RedisProcess {
     /// (`--save '' --appendonly no`: nothing persists) and waits until it accepts connections.
     pub fn start(dir: &Path) -> Result<RedisProcess, ProcessError> {
         let binary = find_binary().ok_or(ProcessError::NotFound)?;
-        let mut p = RedisProcess {
-            child: None,
-            port: free_port()?,
-            dir: dir.into(),
-            binary,
-        };
-        p.spawn()?;
-        Ok(p)
+        let mut attempt = 1;
+        loop {
+            let mut p = RedisProcess {
+                child: None,
+                port: free_port()?,
+                dir: dir.into(),
+                binary: binary.clone(),
+            };
+            match p.spawn() {
+                Ok(()) => return Ok(p),
+                Err(ProcessError::Exited { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn spawn(&mut self) -> Result<(), ProcessError> {
@@ -94,10 +111,21 @@ impl RedisProcess {
         self.wait_ready(&log)
     }
 
+    /// Ready means the server answered `PING` with `+PONG`: a bare successful connect is not
+    /// enough, because a loopback connect to a port nobody listens on can connect to itself
+    /// (TCP simultaneous open) and a server that failed to bind would then look alive.
     fn wait_ready(&mut self, log: &Path) -> Result<(), ProcessError> {
         let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(100)).is_ok() {
+            if let Some(status) = self.exit_status() {
+                self.child = None;
+                return Err(ProcessError::Exited {
+                    port: self.port,
+                    status,
+                    log: std::fs::read_to_string(log).unwrap_or_default(),
+                });
+            }
+            if self.answers_ping() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -109,6 +137,22 @@ impl RedisProcess {
             ms: READY_TIMEOUT_MS,
             log,
         })
+    }
+
+    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    fn answers_ping(&self) -> bool {
+        let timeout = Duration::from_millis(200);
+        let Ok(mut conn) = TcpStream::connect_timeout(&self.addr(), timeout) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(timeout));
+        let mut reply = [0u8; 7];
+        conn.write_all(b"PING\r\n").is_ok()
+            && conn.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
     }
 
     pub fn addr(&self) -> SocketAddr {
