@@ -76,6 +76,13 @@ pub enum Pricing {
     Cpc { bid_cpc_micros: u64 },
 }
 
+impl Pricing {
+    /// Whether the campaign pays per click (its eCPM depends on the pCTR).
+    pub fn is_cpc(&self) -> bool {
+        matches!(self, Pricing::Cpc { .. })
+    }
+}
+
 /// Targeting rules. An empty list means "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

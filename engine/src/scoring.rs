@@ -207,6 +207,8 @@ impl CampaignStats {
 pub struct Scorer {
     rows: Vec<f64>,
     out: Vec<f64>,
+    /// Index (into the candidate list) of each row in `rows`.
+    row_of: Vec<usize>,
     model_scratch: model_runtime::Scratch,
     rng: SmallRng,
 }
@@ -217,6 +219,7 @@ impl Scorer {
         Scorer {
             rows: Vec::new(),
             out: Vec::new(),
+            row_of: Vec::new(),
             model_scratch: model_runtime::Scratch::new(),
             rng: SmallRng::seed_from_u64(seed),
         }
@@ -294,6 +297,11 @@ impl<'a> ScoringRun<'a> {
     }
 
     /// pCTR of each paid candidate into `pctrs` (cleared first). Allocation-free once warm.
+    ///
+    /// The model scores only CPC candidates: a CPM bid's eCPM is its bid whatever the pCTR
+    /// (`ecpm_micros`), so a GBDT row for it would change no ranking; CPM candidates keep the
+    /// category prior as their reported pCTR. In the demo catalog half the campaigns are CPM, and
+    /// the GBDT is most of a request's CPU (perf/REPORT.md), so this halves the largest stage.
     pub fn predict(
         &mut self,
         catalog: &Catalog,
@@ -330,9 +338,21 @@ impl<'a> ScoringRun<'a> {
     ) {
         let codes = ContextCodes::of(ctx);
         let s = &mut *self.scorer;
-        s.rows.resize(candidates.len() * ROW_LEN, 0.0);
-        s.out.resize(candidates.len(), 0.0);
-        for (row, cand) in s.rows.chunks_exact_mut(ROW_LEN).zip(candidates) {
+        s.row_of.clear();
+        s.row_of.extend(
+            candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| catalog.campaigns[c.campaign].spec.pricing.is_cpc())
+                .map(|(i, _)| i),
+        );
+        if s.row_of.is_empty() {
+            return;
+        }
+        s.rows.resize(s.row_of.len() * ROW_LEN, 0.0);
+        s.out.resize(s.row_of.len(), 0.0);
+        for (row, &i) in s.rows.chunks_exact_mut(ROW_LEN).zip(&s.row_of) {
+            let cand = candidates[i];
             let ad = AdRef {
                 campaign: &catalog.campaigns[cand.campaign],
                 creative: &catalog.creatives[cand.creative],
@@ -344,9 +364,9 @@ impl<'a> ScoringRun<'a> {
         }
         match model.predict_batch(&s.rows, ROW_LEN, &mut s.model_scratch, &mut s.out) {
             Ok(()) => {
-                for (p, &v) in pctrs.iter_mut().zip(s.out.iter()) {
+                for (&i, &v) in s.row_of.iter().zip(s.out.iter()) {
                     if v.is_finite() {
-                        *p = v.clamp(0.0, 1.0);
+                        pctrs[i] = v.clamp(0.0, 1.0);
                     }
                 }
             }
@@ -363,10 +383,7 @@ impl<'a> ScoringRun<'a> {
         let w = self.cfg.thompson_prior_imps;
         for (cand, p) in candidates.iter().zip(pctrs.iter_mut()) {
             let imps = stats.imps[cand.campaign];
-            let cpc = matches!(
-                catalog.campaigns[cand.campaign].spec.pricing,
-                Pricing::Cpc { .. }
-            );
+            let cpc = catalog.campaigns[cand.campaign].spec.pricing.is_cpc();
             if !cpc || imps.saturating_mul(self.shards) >= self.cfg.thompson_imps_max {
                 continue;
             }

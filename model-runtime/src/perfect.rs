@@ -282,11 +282,26 @@ impl PerfectForest {
         let mut k = [0usize; N];
         for _ in 0..self.depth {
             for j in 0..N {
-                k[j] = unsafe { step(values[j], slots[j], rows[j], k[j]) };
+                k[j] = scalar(unsafe { step(values[j], slots[j], rows[j], k[j]) });
             }
         }
         std::array::from_fn(|j| unsafe { *values[j].add(k[j]) })
     }
+}
+
+/// Keeps a lane's heap position in a general-purpose register, so LLVM cannot turn the lanes into
+/// a vector of gathers. With `-C target-cpu=native` on AVX2/AVX-512 hosts it otherwise does, and
+/// on Intel CPUs with the Gather Data Sampling (Downfall) microcode mitigation a gather costs tens
+/// of cycles: the kernel measured 5x slower per row (perf/REPORT.md). The scalar loads of the N
+/// independent lanes are what overlaps the misses; an empty `asm!` costs no instruction.
+#[inline(always)]
+fn scalar(mut k: usize) -> usize {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    // SAFETY: an empty template: no instruction, no memory access, no stack use.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) k, options(pure, nomem, nostack, preserves_flags));
+    }
+    k
 }
 
 /// One step from heap position `k`: `2k + 1` if `row[slot[k]] <= value[k]`, else `2k + 2`
