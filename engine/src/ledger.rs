@@ -299,18 +299,33 @@ impl SubLedger {
         l
     }
 
-    /// Check-and-deduct for one impression of `campaign` at `cost` micros.
-    pub fn try_charge(&mut self, campaign: usize, cost: u64, key: u64) -> Result<(), Refusal> {
+    /// Check-and-deduct for one impression of `campaign` at `cost` micros. `now_ms` is the
+    /// request's wall clock ([`now_ms`], read once per request, not per charge).
+    #[inline]
+    pub fn try_charge(
+        &mut self,
+        now_ms: i64,
+        campaign: usize,
+        cost: u64,
+        key: u64,
+    ) -> Result<(), Refusal> {
         if !self.pacer.allow(campaign) {
             return Err(Refusal::Paced);
         }
-        let now = now_ms();
-        let r = self.core.try_charge(now, campaign, cost, key);
+        let r = self.core.try_charge(now_ms, campaign, cost, key);
         if r == Err(Refusal::Exhausted) && self.local.is_some() {
-            self.pump(now);
-            return self.core.try_charge(now, campaign, cost, key);
+            self.pump(now_ms);
+            return self.core.try_charge(now_ms, campaign, cost, key);
         }
         r
+    }
+
+    /// Starts loading the cache line `key`'s idempotency check will read (see
+    /// [`subledger::SubLedger::prefetch`]): the auction calls it when the slot starts, before the
+    /// scoring work, and charges with the same key after it.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        self.core.prefetch(key);
     }
 
     /// Standalone mode: exchange messages with the embedded allocator until quiet.
@@ -423,7 +438,7 @@ mod tests {
         let mut spent = [0u64; 2];
         for k in 0..2_000u64 {
             let c = (k % 2) as usize;
-            if l.try_charge(c, 3_000, k).is_ok() {
+            if l.try_charge(now_ms(), c, 3_000, k).is_ok() {
                 spent[c] += 3_000;
             }
         }
@@ -431,7 +446,7 @@ mod tests {
         assert_eq!(spent[0], 1_008_000);
         // 50_000 + 500: 16 fit (48_000); a 17th would reach 51_000.
         assert_eq!(spent[1], 48_000);
-        assert_eq!(l.try_charge(0, 1, 0), Err(Refusal::Duplicate));
+        assert_eq!(l.try_charge(now_ms(), 0, 1, 0), Err(Refusal::Duplicate));
         assert_eq!(l.line(0).spent_today_micros, 1_008_000);
     }
 
