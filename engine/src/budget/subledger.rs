@@ -268,6 +268,7 @@ impl SubLedger {
 
     /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
     /// lot covers it.
+    #[inline]
     pub fn try_charge(
         &mut self,
         now_ms: i64,
@@ -275,7 +276,12 @@ impl SubLedger {
         cost: u64,
         key: u64,
     ) -> Result<(), Refusal> {
-        self.roll(now_ms, campaign);
+        let in_period = self.lines[campaign]
+            .period
+            .is_some_and(|p| now_ms < p.end_ms);
+        if !in_period {
+            self.roll_slow(now_ms, campaign);
+        }
         let Ok(slot) = self.keys.lookup(key) else {
             return Err(Refusal::Duplicate);
         };
@@ -333,6 +339,17 @@ impl SubLedger {
         self.journal.len()
     }
 
+    /// [`SubLedger::roll_slow`] when the line's period ended.
+    #[inline]
+    fn roll(&mut self, now_ms: i64, campaign: usize) {
+        if !self.lines[campaign]
+            .period
+            .is_some_and(|p| now_ms < p.end_ms)
+        {
+            self.roll_slow(now_ms, campaign);
+        }
+    }
+
     fn want_refill(&mut self, campaign: usize) {
         let line = &mut self.lines[campaign];
         if !line.queued {
@@ -342,7 +359,9 @@ impl SubLedger {
     }
 
     /// Moves the campaign's line to the period containing `now_ms`, returning the old lot.
-    fn roll(&mut self, now_ms: i64, campaign: usize) {
+    #[cold]
+    #[inline(never)]
+    fn roll_slow(&mut self, now_ms: i64, campaign: usize) {
         let line = &self.lines[campaign];
         if line.period.is_some_and(|p| now_ms < p.end_ms) {
             return;
