@@ -221,6 +221,22 @@ impl KeySet {
         self.cur_len = 0;
     }
 
+    /// Whether `key` is in the older generation and not the current one (checks, simulation;
+    /// a scan, not for the hot path).
+    pub fn in_older_generation_only(&self, key: u64) -> bool {
+        let prev = HALF_SLOTS - self.cur;
+        let in_half = |h: usize| {
+            if key == 0 {
+                self.zero[h / HALF_SLOTS]
+            } else {
+                self.buckets
+                    .iter()
+                    .any(|b| b.0[h..h + HALF_SLOTS].contains(&key))
+            }
+        };
+        in_half(prev) && !in_half(self.cur)
+    }
+
     /// Every remembered key, the older generation first (re-inserting in this order rebuilds
     /// the same generations).
     pub fn iter_oldest_first(&self) -> impl Iterator<Item = u64> + '_ {

@@ -322,6 +322,11 @@ impl SubLedger {
         Ok(())
     }
 
+    /// Whether `key` is remembered by the older key generation only (checks and the simulation).
+    pub fn key_in_older_generation(&self, key: u64) -> bool {
+        self.keys.in_older_generation_only(key)
+    }
+
     /// Starts loading the idempotency-key line of `key` into the cache, so that a
     /// [`SubLedger::try_charge`] with this key later (after the auction's scoring) finds it there.
     /// A hint only: no effect on any answer.
