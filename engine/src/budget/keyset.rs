@@ -106,10 +106,44 @@ impl KeySet {
     }
 
     /// `Err(())` if `key` is remembered; else where it goes in the current generation (valid
-    /// until the set changes; pass it to [`KeySet::insert_at`]).
-    #[inline]
+    /// until the set changes; pass it to [`KeySet::insert_at`]). The usual case reads the home
+    /// line only: no hit there and neither half full.
+    #[inline(always)]
     #[allow(clippy::result_unit_err)]
     pub fn lookup(&self, key: u64) -> Result<Slot, ()> {
+        let i = self.home(key);
+        if key != 0
+            && let Some(b) = self.buckets.get(i)
+        {
+            let s = &b.0;
+            let hit = (s[0] == key)
+                | (s[1] == key)
+                | (s[2] == key)
+                | (s[3] == key)
+                | (s[4] == key)
+                | (s[5] == key)
+                | (s[6] == key)
+                | (s[7] == key);
+            if hit {
+                return Err(());
+            }
+            let cur = self.cur & HALF_SLOTS;
+            let prev = HALF_SLOTS - cur;
+            let used_cur = (s[cur] != 0) as usize
+                + (s[cur + 1] != 0) as usize
+                + (s[cur + 2] != 0) as usize
+                + (s[cur + 3] != 0) as usize;
+            if used_cur < HALF_SLOTS && s[prev + 3] == 0 {
+                return Ok(Slot(i * 8 + cur + used_cur));
+            }
+        }
+        self.lookup_slow(key)
+    }
+
+    /// [`KeySet::lookup`] in general: key 0, and probes past a full half.
+    #[cold]
+    #[inline(never)]
+    fn lookup_slow(&self, key: u64) -> Result<Slot, ()> {
         if key == 0 {
             return if self.zero[0] || self.zero[1] {
                 Err(())
