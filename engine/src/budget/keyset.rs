@@ -96,8 +96,9 @@ impl KeySet {
     /// Starts loading the line `key` will be looked up in (no effect on the answer).
     #[inline(always)]
     pub fn prefetch(&self, key: u64) {
-        let b: *const Bucket = self.buckets.as_ptr().wrapping_add(self.home(key));
-        prefetch_line(b.cast());
+        if let Some(b) = self.buckets.get(self.home(key)) {
+            prefetch_line(b);
+        }
     }
 
     /// Whether `key` is remembered (either generation).
@@ -296,17 +297,19 @@ impl KeySet {
     }
 }
 
-/// Asks the CPU to start loading the cache line at `p` (a hint: never faults, no effect on
-/// results).
+/// Asks the CPU to start loading the cache line of `v` (a hint: no effect on results; a no-op
+/// off x86_64).
 #[inline(always)]
-pub fn prefetch_line(p: *const i8) {
+pub fn prefetch_line<T>(v: &T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, even on an invalid address.
+    // SAFETY: a prefetch is a hint that never faults; `v` is a live reference anyway.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            (v as *const T).cast::<i8>(),
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = v;
 }
 
 #[cfg(test)]

@@ -276,12 +276,7 @@ impl SubLedger {
         cost: u64,
         key: u64,
     ) -> Result<(), Refusal> {
-        let in_period = self.lines[campaign]
-            .period
-            .is_some_and(|p| now_ms < p.end_ms);
-        if !in_period {
-            self.roll_slow(now_ms, campaign);
-        }
+        self.roll(now_ms, campaign);
         let Ok(slot) = self.keys.lookup(key) else {
             return Err(Refusal::Duplicate);
         };
@@ -347,9 +342,9 @@ impl SubLedger {
     /// [`SubLedger::roll_slow`] when the line's period ended.
     #[inline]
     fn roll(&mut self, now_ms: i64, campaign: usize) {
-        if !self.lines[campaign]
+        if self.lines[campaign]
             .period
-            .is_some_and(|p| now_ms < p.end_ms)
+            .is_none_or(|p| now_ms >= p.end_ms)
         {
             self.roll_slow(now_ms, campaign);
         }

@@ -142,17 +142,50 @@ struct Drive {
     prefetch: bool,
 }
 
-/// The charge loop over keys `first..first + ops`, for either layer: `charge(now, key)`,
-/// `prefetch(key)`, `clock()`; returns `(wall s, CPU s)`.
-fn drive<L>(
+/// Either layer of the sub-ledger, as the charge loop drives it.
+trait Charger {
+    fn prefetch(&self, key: u64);
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool;
+    /// Hands the spend records to the (here: no) log writer.
+    fn drain(&mut self);
+}
+
+impl Charger for SubLedger {
+    #[inline(always)]
+    fn prefetch(&self, key: u64) {
+        SubLedger::prefetch(self, key);
+    }
+    #[inline(always)]
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool {
+        self.try_charge(now_ms, 0, COST_MICROS, key).is_ok()
+    }
+    fn drain(&mut self) {
+        black_box(self.journal().count());
+    }
+}
+
+impl Charger for engine::budget::subledger::SubLedger {
+    #[inline(always)]
+    fn prefetch(&self, key: u64) {
+        engine::budget::subledger::SubLedger::prefetch(self, key);
+    }
+    #[inline(always)]
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool {
+        self.try_charge(now_ms, 0, COST_MICROS, key).is_ok()
+    }
+    fn drain(&mut self) {
+        black_box(self.journal().count());
+    }
+}
+
+/// The charge loop over keys `first..first + ops` with a `clock()` read per batch; returns
+/// `(wall s, CPU s)`.
+fn drive<L: Charger>(
     l: &mut L,
     first: u64,
     ops: u64,
     d: Drive,
     clock: impl Fn() -> i64,
-    prefetch: impl Fn(&L, u64),
-    mut charge: impl FnMut(&mut L, i64, u64) -> bool,
-    mut drain: impl FnMut(&mut L),
 ) -> anyhow::Result<(f64, f64)> {
     let batch = d.batch as u64;
     let (mut next, mut cur) = (Vec::with_capacity(d.batch), Vec::with_capacity(d.batch));
@@ -161,7 +194,7 @@ fn drive<L>(
         for i in from..(from + batch).min(first + ops) {
             let k = bench_key(i);
             if d.prefetch {
-                prefetch(l, k);
+                l.prefetch(k);
             }
             v.push(k);
         }
@@ -177,7 +210,7 @@ fn drive<L>(
         fill(&mut next, l, i + batch);
         let now = clock();
         for &k in &cur {
-            if !charge(l, now, k) {
+            if !l.charge(now, k) {
                 anyhow::bail!("sub-ledger refused charge of key {k:#x}");
             }
         }
@@ -185,7 +218,7 @@ fn drive<L>(
         since_drain += cur.len() as u64;
         // The shard drains spend records every round; here every 4096 charges.
         if since_drain >= 4096 {
-            drain(l);
+            l.drain();
             since_drain = 0;
         }
     }
@@ -196,18 +229,7 @@ fn drive<L>(
 /// deduct, spend record), with a wall-clock read per `d.batch` charges.
 fn subledger(cat: &Catalog, ops: u64, d: Drive, timed: bool) -> anyhow::Result<Figures> {
     let mut l = SubLedger::standalone(cat);
-    let (secs, cpu) = drive(
-        &mut l,
-        0,
-        ops,
-        d,
-        engine::ledger::now_ms,
-        |l, k| l.prefetch(k),
-        |l, now, k| l.try_charge(now, 0, COST_MICROS, k).is_ok(),
-        |l| {
-            black_box(l.journal().count());
-        },
-    )?;
+    let (secs, cpu) = drive(&mut l, 0, ops, d, engine::ledger::now_ms)?;
     black_box(l.journal().count());
     // Latency: each charge timed alone with its own clock read (another key range).
     let mut h = histogram();
@@ -255,18 +277,7 @@ fn core(cat: &Catalog, ops: u64, keys_max: usize, d: Drive) -> anyhow::Result<Fi
             l.on_reply(now, reply);
         }
     }
-    let (secs, cpu) = drive(
-        &mut l,
-        0,
-        ops,
-        d,
-        || now,
-        |l, k| l.prefetch(k),
-        |l, now, k| l.try_charge(now, 0, COST_MICROS, k).is_ok(),
-        |l| {
-            black_box(l.journal().count());
-        },
-    )?;
+    let (secs, cpu) = drive(&mut l, 0, ops, d, || now)?;
     Ok(Figures {
         ops,
         ops_per_s: ops as f64 / secs,
