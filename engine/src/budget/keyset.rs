@@ -2,19 +2,20 @@
 //! open-addressing table of cache lines, so a charge's lookup touches one 64-byte line (and can be
 //! prefetched long before the charge: [`KeySet::prefetch`]).
 //!
-//! Layout: `buckets` is a power of two of 64-byte-aligned buckets of 8 `u64` slots; slots 0..4
+//! Layout: `buckets` is a vector of 64-byte-aligned buckets of 8 `u64` slots; slots 0..4
 //! hold generation A, slots 4..8 generation B, so a key's two generations sit side by side in the
 //! line of its home bucket. Which half is current flips at each rotation. Each half is its own
 //! linear-probing table (a full half continues in the next bucket's same half); nothing is
 //! deleted except by a rotation, which clears the older half whole. Slot value 0 means empty: the
 //! key 0 is kept in a flag per generation instead.
 //!
-//! Home bucket: `(key * mult) >> shift` with `mult` an odd multiplier drawn once per process, so
+//! Home bucket: the high bits of `key * mult` scaled to the bucket count (`(key * mult) * n >>
+//! 64`, a multiply instead of a division) with `mult` an odd multiplier drawn once per process, so
 //! keys chosen to collide (impression keys are a fixed-seed hash of request and imp ids) cannot
 //! pile into one bucket run. Placement never changes an answer, only where a key is stored, so
 //! the state machine stays deterministic.
 //!
-//! Each half holds at most `half` keys in `4 * buckets >= 2 * half` slots (load <= 50 %), so a
+//! Each half holds at most `half` keys in `4 * buckets >= 3 * half` slots (load <= 1/3), so a
 //! probe always ends. Guarantee (as before): a key is remembered until two rotations later, i.e.
 //! at least `half` further inserts; the set holds at most `2 * half` keys.
 
@@ -49,8 +50,8 @@ fn process_multiplier() -> u64 {
 #[derive(Debug, Clone)]
 pub struct KeySet {
     buckets: Vec<Bucket>,
-    mask: usize,
-    shift: u32,
+    /// `buckets.len()`.
+    n: usize,
     mult: u64,
     /// Slot offset of the current generation's half: 0 (A) or 4 (B).
     cur: usize,
@@ -75,11 +76,12 @@ impl KeySet {
     /// [`KeySet::new`] with a chosen multiplier (tests: a deliberately bad one).
     pub fn with_multiplier(max: usize, mult: u64) -> KeySet {
         let half = (max / 2).max(1);
-        let buckets = half.div_ceil(HALF_SLOTS / 2).next_power_of_two().max(2);
+        // `4 * n >= 3 * half` slots per generation: at most a third of them used, so a probe
+        // rarely leaves its home line (at a half, one in six or so does).
+        let buckets = (3 * half).div_ceil(HALF_SLOTS).max(2);
         KeySet {
             buckets: vec![Bucket::default(); buckets],
-            mask: buckets - 1,
-            shift: 64 - buckets.trailing_zeros(),
+            n: buckets,
             mult: mult | 1,
             cur: 0,
             cur_len: 0,
@@ -90,7 +92,7 @@ impl KeySet {
 
     #[inline(always)]
     fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(self.mult) >> self.shift) as usize
+        ((u128::from(key.wrapping_mul(self.mult)) * self.n as u128) >> 64) as usize
     }
 
     /// Starts loading the line `key` will be looked up in (no effect on the answer).
@@ -157,7 +159,7 @@ impl KeySet {
         let mut room = ZERO_SLOT;
         let mut prev_open = true;
         loop {
-            let s = &self.buckets[i & self.mask].0;
+            let s = &self.buckets[i].0;
             let hit = (s[0] == key)
                 | (s[1] == key)
                 | (s[2] == key)
@@ -184,13 +186,13 @@ impl KeySet {
                 (used_a, used_b)
             };
             if room == ZERO_SLOT && used_cur < HALF_SLOTS {
-                room = (i & self.mask) * 8 + self.cur + used_cur;
+                room = i * 8 + self.cur + used_cur;
             }
             prev_open &= used_prev == HALF_SLOTS;
             if room != ZERO_SLOT && !prev_open {
                 return Ok(Slot(room));
             }
-            i = i.wrapping_add(1);
+            i = if i + 1 == self.n { 0 } else { i + 1 };
         }
     }
 
@@ -230,7 +232,7 @@ impl KeySet {
         }
         let mut i = self.home(key);
         loop {
-            let b = &mut self.buckets[i & self.mask].0;
+            let b = &mut self.buckets[i].0;
             for s in &mut b[self.cur..self.cur + HALF_SLOTS] {
                 if *s == key {
                     return;
@@ -241,7 +243,7 @@ impl KeySet {
                     return;
                 }
             }
-            i = i.wrapping_add(1);
+            i = if i + 1 == self.n { 0 } else { i + 1 };
         }
     }
 
