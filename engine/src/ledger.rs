@@ -314,10 +314,23 @@ impl SubLedger {
         }
         let r = self.core.try_charge(now_ms, campaign, cost, key);
         if r == Err(Refusal::Exhausted) && self.local.is_some() {
-            self.pump(now_ms);
-            return self.core.try_charge(now_ms, campaign, cost, key);
+            return self.refill_and_retry(now_ms, campaign, cost, key);
         }
         r
+    }
+
+    /// Standalone mode: the lot ran dry; the embedded allocator refills it at once.
+    #[cold]
+    #[inline(never)]
+    fn refill_and_retry(
+        &mut self,
+        now_ms: i64,
+        campaign: usize,
+        cost: u64,
+        key: u64,
+    ) -> Result<(), Refusal> {
+        self.pump(now_ms);
+        self.core.try_charge(now_ms, campaign, cost, key)
     }
 
     /// Starts loading the cache line `key`'s idempotency check will read (see
