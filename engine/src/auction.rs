@@ -96,7 +96,7 @@ pub fn run_auction(
     }
     scratch.won_campaigns.clear();
     // The budget's wall clock: read once per request, not per charge.
-    let now_ms = crate::ledger::now_ms();
+    let now_ms = crate::ledger::now_ms_coarse();
     let mut clock = StageClock::default();
     let mut tally = SlotTally::default();
     for (i, slot) in job.slots.iter().enumerate() {

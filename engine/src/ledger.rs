@@ -208,6 +208,27 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Unix time in milliseconds from the kernel's coarse clock (`CLOCK_REALTIME_COARSE`: the time
+/// of the last tick, a few ms behind at most; ~6 ns to read against ~40 ns for [`now_ms`] on a
+/// VM). The auction's budget clock, read once per request: the budget needs the local day and
+/// timeouts of hundreds of ms, and a reading a tick behind is the same as a request that took a
+/// tick longer (the allocator's dead zone around midnight covers both).
+#[inline]
+pub fn now_ms_coarse() -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec * 1_000 + ts.tv_nsec / 1_000_000;
+        }
+    }
+    now_ms()
+}
+
 /// Idempotency key of one impression: fixed-seed hash of request id and imp id.
 pub fn impression_key(request_id: &str, imp_id: &str) -> u64 {
     ahash::RandomState::with_seeds(

@@ -59,7 +59,7 @@ trials in brackets.
 
 Both sides make the same decision per impression: refuse a replayed idempotency key, check
 `spent + cost <= limit`, deduct, record the spend. Sub-ledger: `engine::ledger::SubLedger::try_charge`
-(pacing check, period check, key set lookup and insert, lot check, deduct, spend record pushed to
+(clock read, pacing check, period check, key set lookup and insert, lot check, deduct, spend record pushed to
 the journal that the WAL drains), one thread, every key distinct (a hash of the charge number, like
 the engine's hashed impression keys), {ops} of them against the default 262144-key idempotency set.
 Redis: a Lua script (`SET key NX EX`, `GET`, `INCRBY`) by `EVALSHA` through our RESP client
@@ -92,12 +92,17 @@ Redis: a Lua script (`SET key NX EX`, `GET`, `INCRBY`) by `EVALSHA` through our 
   before the scoring work and prefetches the key's cache line then (`auction.rs`
   `auction_slot`), and reads the wall clock once per request (`run_auction`). The bench
   charges a request's worth of candidates ({batch}) per clock read and prefetches the next batch's
-  lines while charging this one. Every charge still makes the whole decision.
+  lines while charging this one. Every charge still makes the whole decision. Caveat: an engine
+  request usually ends with one successful charge per slot, so there the clock read (the gap
+  between the first two rows) is spread over a few charges, not
+  {batch}; the first row is the conservative per-charge figure.
 - **What an auction waiting for its answer sees** (1 in flight): ops/s ratio
   **{one_s/seq_s:,.0f}x**, p50 latency ratio **{best('redis_sequential','p50_ns',False)/best('subledger','p50_ns',False):,.0f}x**,
   p99 latency ratio **{best('redis_sequential','p99_ns',False)/best('subledger','p99_ns',False):,.0f}x**.
-- Sub-ledger p50/p99 time each charge alone with its own clock read (`SystemTime::now`,
-  clocksource `{clk}`) and an `Instant::now` pair (~20-40 ns) included; Redis pipelined
+- The sub-ledger rows read the auction's budget clock, `engine::ledger::now_ms_coarse`
+  (`CLOCK_REALTIME_COARSE`, a few ns; `SystemTime::now` costs ~40 ns on this VM, clocksource
+  `{clk}`). Sub-ledger p50/p99 time each charge alone with its own clock read and an
+  `Instant::now` pair (~20-40 ns) included; Redis pipelined
   latencies are per batch of {depth}. Redis pipelined costs {1e6/pipe_cpu:.1f} us of CPU (server +
   client) per call.
 

@@ -226,10 +226,11 @@ fn drive<L: Charger>(
 }
 
 /// `engine::ledger::SubLedger::try_charge`, the auction's call (pacing check, lot, key set,
-/// deduct, spend record), with a wall-clock read per `d.batch` charges.
+/// deduct, spend record), with a read of the auction's budget clock
+/// (`engine::ledger::now_ms_coarse`) per `d.batch` charges.
 fn subledger(cat: &Catalog, ops: u64, d: Drive, timed: bool) -> anyhow::Result<Figures> {
     let mut l = SubLedger::standalone(cat);
-    let (secs, cpu) = drive(&mut l, 0, ops, d, engine::ledger::now_ms)?;
+    let (secs, cpu) = drive(&mut l, 0, ops, d, engine::ledger::now_ms_coarse)?;
     black_box(l.journal().count());
     // Latency: each charge timed alone with its own clock read (another key range).
     let mut h = histogram();
@@ -237,7 +238,12 @@ fn subledger(cat: &Catalog, ops: u64, d: Drive, timed: bool) -> anyhow::Result<F
         let n = ops.min(1_000_000);
         for i in 0..n {
             let t = Instant::now();
-            let r = l.try_charge(engine::ledger::now_ms(), 0, COST_MICROS, bench_key(ops + i));
+            let r = l.try_charge(
+                engine::ledger::now_ms_coarse(),
+                0,
+                COST_MICROS,
+                bench_key(ops + i),
+            );
             h.saturating_record(t.elapsed().as_nanos() as u64);
             if r.is_err() {
                 anyhow::bail!("sub-ledger refused timed charge {i}");
