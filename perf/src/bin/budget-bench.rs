@@ -140,6 +140,8 @@ struct Drive {
     /// Prefetch the next batch's key lines while charging this batch (what the auction does
     /// with a slot's key before its scoring work).
     prefetch: bool,
+    /// Read the clock before every charge anyway (one charge per request), whatever `batch`.
+    clock_per_charge: bool,
 }
 
 /// Either layer of the sub-ledger, as the charge loop drives it.
@@ -208,8 +210,11 @@ fn drive<L: Charger>(
         std::mem::swap(&mut cur, &mut next);
         // Software pipeline: the next batch's lines load while this batch is charged.
         fill(&mut next, l, i + batch);
-        let now = clock();
+        let mut now = clock();
         for &k in &cur {
+            if d.clock_per_charge {
+                now = clock();
+            }
             if !l.charge(now, k) {
                 anyhow::bail!("sub-ledger refused charge of key {k:#x}");
             }
@@ -414,19 +419,28 @@ fn main() -> anyhow::Result<()> {
     let one = Drive {
         batch: 1,
         prefetch: false,
+        clock_per_charge: true,
+    };
+    let one_prefetched = Drive {
+        batch: args.batch,
+        prefetch: true,
+        clock_per_charge: true,
     };
     let batched = Drive {
         batch: args.batch,
         prefetch: false,
+        clock_per_charge: false,
     };
     let pipelined = Drive {
         batch: args.batch,
         prefetch: true,
+        clock_per_charge: false,
     };
     // `BUDGET_BENCH_ONLY=<row>` (profiling under `perf record`): run that one row and stop.
     if let Ok(row) = std::env::var("BUDGET_BENCH_ONLY") {
         let f = match row.as_str() {
             "sub" => subledger(&cat, args.ops, one, false)?,
+            "sub-one-prefetch" => subledger(&cat, args.ops, one_prefetched, false)?,
             "sub-batch" => subledger(&cat, args.ops, batched, false)?,
             "sub-prefetch" => subledger(&cat, args.ops, pipelined, false)?,
             "core" => core(&cat, args.ops, 262_144, batched)?,
@@ -439,6 +453,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let sub = subledger(&cat, args.ops, one, true)?;
+    let sub_one_prefetch = subledger(&cat, args.ops, one_prefetched, false)?;
     let sub_batched = subledger(&cat, args.ops, batched, false)?;
     let sub_prefetch = subledger(&cat, args.ops, pipelined, false)?;
     let core_default = core(&cat, args.ops, 262_144, batched)?;
@@ -457,6 +472,7 @@ fn main() -> anyhow::Result<()> {
         let j = serde_json::json!({
             "subledger": f(&sub), "redis_sequential": f(&seq),
             "redis_pipelined": f(&pipe), "redis_depth": args.depth,
+            "subledger_prefetch": f(&sub_one_prefetch),
             "subledger_batched": f(&sub_batched), "subledger_batched_prefetch": f(&sub_prefetch),
             "batch": args.batch,
             "core_keys_262144": f(&core_default), "core_keys_1024": f(&core_small),
@@ -487,6 +503,10 @@ fn main() -> anyhow::Result<()> {
         );
     };
     row("sub-ledger, clock per charge", &sub);
+    row(
+        &format!("sub-ledger, clock/charge, prefetch {} ahead", args.batch),
+        &sub_one_prefetch,
+    );
     row(&format!("sub-ledger, batch {}", args.batch), &sub_batched);
     row(
         &format!("sub-ledger, batch {} + prefetch", args.batch),
