@@ -95,11 +95,13 @@ pub fn run_auction(
         return result;
     }
     scratch.won_campaigns.clear();
+    // The budget's wall clock: read once per request, not per charge.
+    let now_ms = crate::ledger::now_ms_coarse();
     let mut clock = StageClock::default();
     let mut tally = SlotTally::default();
     for (i, slot) in job.slots.iter().enumerate() {
         let t = auction_slot(
-            job, i, slot, catalog, ledger, cfg, scratch, m, ml, &mut clock,
+            job, i, slot, catalog, ledger, cfg, scratch, m, ml, &mut clock, now_ms,
         );
         tally.eligible |= t.eligible;
         tally.above_floor |= t.above_floor;
@@ -139,8 +141,12 @@ fn auction_slot(
     m: &ShardMetrics,
     ml: &mut ScoringRun<'_>,
     clock: &mut StageClock,
+    now_ms: i64,
 ) -> SlotOutcome {
     let t0 = Instant::now();
+    // The slot's idempotency key, once; its key-set line loads while selection and scoring run.
+    let key = impression_key(&job.request_id, &slot.imp_id);
+    ledger.prefetch(key);
     let cut = select_candidates(
         catalog,
         &job.ctx,
@@ -161,7 +167,12 @@ fn auction_slot(
     bump(&m.below_floor_candidates, below as u64);
     let above_floor = !scratch.scored.is_empty();
     let t3 = Instant::now();
-    let mut win = charge_first_affordable(job, slot_index, catalog, ledger, scratch, m);
+    let charge = Charge {
+        slot_index,
+        key,
+        now_ms,
+    };
+    let mut win = charge_first_affordable(charge, catalog, ledger, scratch, m);
     if win.is_none() && cfg.house_fill {
         win = pick_house(job, slot_index, scratch);
         bump(&m.impressions_house, u64::from(win.is_some()));
@@ -235,9 +246,20 @@ pub fn apply_reserve_and_rank(
     before - scored.len()
 }
 
-fn charge_first_affordable(
-    job: &AuctionJob,
+/// What one slot's charges share: the slot, its idempotency key, the request's clock.
+#[derive(Clone, Copy)]
+struct Charge {
     slot_index: usize,
+    key: u64,
+    now_ms: i64,
+}
+
+fn charge_first_affordable(
+    Charge {
+        slot_index,
+        key,
+        now_ms,
+    }: Charge,
     catalog: &Catalog,
     ledger: &mut SubLedger,
     scratch: &mut Scratch,
@@ -248,8 +270,10 @@ fn charge_first_affordable(
             continue;
         }
         let cost = cost_per_impression_micros(s.ecpm_micros);
-        let key = impression_key(&job.request_id, &job.slots[slot_index].imp_id);
-        if ledger.try_charge(s.candidate.campaign, cost, key).is_err() {
+        if ledger
+            .try_charge(now_ms, s.candidate.campaign, cost, key)
+            .is_err()
+        {
             bump(&m.budget_refusals, 1);
             continue;
         }

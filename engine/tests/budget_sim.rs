@@ -45,6 +45,8 @@ fn invariants_hold_under_faults() {
         stats.duplicates_refused > 0 && stats.shard_crashes > 0,
         "{stats:?}"
     );
+    // Replays reached the older idempotency-key generation too, not only the current one.
+    assert!(stats.old_generation_replays > 0, "{stats:?}");
     assert!(
         stats.allocator_crashes > 0 && stats.torn_records > 0,
         "{stats:?}"

@@ -14,6 +14,7 @@
 pub mod allocator;
 pub mod calendar;
 pub mod durable;
+pub mod keyset;
 pub mod pacing;
 pub mod record;
 pub mod redis_source;

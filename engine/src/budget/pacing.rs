@@ -64,6 +64,10 @@ pub struct PaceLine {
 pub struct Pacer {
     cfg: PacingConfig,
     lines: Vec<PaceLine>,
+    /// Per campaign, `ceil(throttle * 2^53)`: a draw `r` (53 bits) allows the campaign when
+    /// `r >= threshold`, the same answer as `r / 2^53 >= throttle` without a float on the hot
+    /// path (scaling by a power of two is exact). 0: no throttle, no draw.
+    thresholds: Vec<u64>,
     last_update_ms: i64,
     rng: u64,
 }
@@ -73,6 +77,7 @@ impl Pacer {
         Pacer {
             cfg,
             lines: vec![PaceLine::default(); campaigns],
+            thresholds: vec![0; campaigns],
             last_update_ms: i64::MIN,
             rng: seed | 1,
         }
@@ -83,9 +88,10 @@ impl Pacer {
     }
 
     /// Whether `campaign` takes part in this auction (a draw against its throttle).
+    #[inline]
     pub fn allow(&mut self, campaign: usize) -> bool {
-        let t = self.lines[campaign].throttle;
-        if t <= 0.0 {
+        let t = self.thresholds.get(campaign).copied().unwrap_or(0);
+        if t == 0 {
             return true;
         }
         // xorshift64*
@@ -93,7 +99,16 @@ impl Pacer {
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
         let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((r >> 11) as f64 / (1u64 << 53) as f64) >= t
+        (r >> 11) >= t
+    }
+
+    /// `ceil(t * 2^53)` for a throttle `t` (0 for `t <= 0`, NaN included).
+    fn threshold(t: f64) -> u64 {
+        if t > 0.0 {
+            (t * (1u64 << 53) as f64).ceil() as u64
+        } else {
+            0
+        }
     }
 
     /// Runs the controller if `update_ms` passed. `budget(c)` is this shard's share of campaign
@@ -109,7 +124,7 @@ impl Pacer {
             return;
         }
         self.last_update_ms = now_ms;
-        for (c, line) in self.lines.iter_mut().enumerate() {
+        for (c, (line, thr)) in self.lines.iter_mut().zip(&mut self.thresholds).enumerate() {
             let b = budget(c);
             let p = calendar.period(c, now_ms);
             let frac = (now_ms - p.start_ms) as f64 / (p.end_ms - p.start_ms).max(1) as f64;
@@ -117,10 +132,12 @@ impl Pacer {
             line.actual_micros = spent(c);
             if self.cfg.curve == Curve::Off || b == 0 {
                 line.throttle = 0.0;
+                *thr = 0;
                 continue;
             }
             let err = (line.actual_micros as f64 - line.target_micros as f64) / b as f64;
             line.throttle = (line.throttle + self.cfg.gain * err).clamp(0.0, self.cfg.throttle_max);
+            *thr = Self::threshold(line.throttle);
         }
     }
 }

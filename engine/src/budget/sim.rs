@@ -166,6 +166,8 @@ pub struct SimStats {
     /// Refusals by the sub-ledger: exhausted, unregistered, journal full.
     pub refused_by: [u64; 3],
     pub duplicates_refused: u64,
+    /// Of those, replays of a key held only by the older key generation.
+    pub old_generation_replays: u64,
     pub shard_crashes: u64,
     pub allocator_crashes: u64,
     pub torn_records: u64,
@@ -189,6 +191,7 @@ impl SimStats {
             self.refused_by[i] += o.refused_by[i];
         }
         self.duplicates_refused += o.duplicates_refused;
+        self.old_generation_replays += o.old_generation_replays;
         self.shard_crashes += o.shard_crashes;
         self.allocator_crashes += o.allocator_crashes;
         self.torn_records += o.torn_records;
@@ -218,6 +221,7 @@ struct Shard {
     synced_spent: Vec<u64>,
     /// Keys charged by the current incarnation.
     keys_live: HashSet<u64>,
+    /// The last successful charges' keys (at most `replay_window`), replayed now and then.
     recent_keys: VecDeque<u64>,
 }
 
@@ -229,6 +233,9 @@ struct World {
     alloc_cfg: AllocatorConfig,
     shard_cfg: SubLedgerConfig,
     canary: u64,
+    /// Replays pick among this many latest keys: at most the `keys_max / 2` a sub-ledger is
+    /// sure to remember, so every replay must be refused.
+    replay_window: usize,
     alloc: Option<Allocator<LocalCounters>>,
     alloc_log: SimLog,
     /// Allocator state and counters at its last commit.
@@ -320,6 +327,14 @@ impl World {
             keys_max: 4_096,
             journal_max: 64 + rng.below(512) as usize,
         };
+        // Small key sets in most seeds: the replay window then spans both generations, so a
+        // replay often hits the older one (and its rotation), not just the current one.
+        let keys_max = [8, 16, 64, 4_096][rng.below(4) as usize];
+        let shard_cfg = SubLedgerConfig {
+            keys_max,
+            ..shard_cfg
+        };
+        let replay_window = (keys_max / 2).min(64);
         let now_ms = (20_000 + rng.below(1_000) as i64) * DAY_MS + rng.below(DAY_MS as u64) as i64;
         let calendar = Arc::new(Calendar::fixed(&offsets));
         let alloc = Allocator::new(
@@ -337,6 +352,7 @@ impl World {
             alloc_cfg,
             shard_cfg,
             canary: cfg.canary_overdraft_micros,
+            replay_window,
             alloc_synced: (alloc.state().clone(), alloc.source().clone()),
             alloc: Some(alloc),
             alloc_log: SimLog::default(),
@@ -425,6 +441,7 @@ impl World {
         let Some(ledger) = sh.ledger.as_mut() else {
             return;
         };
+        let older = ledger.key_in_older_generation(key);
         match ledger.try_charge(now, c, cost, key) {
             Ok(()) => {
                 assert!(
@@ -436,11 +453,14 @@ impl World {
                 self.served_life[c] += cost;
                 self.stats.charges_ok += 1;
                 sh.recent_keys.push_back(key);
-                if sh.recent_keys.len() > 64 {
+                if sh.recent_keys.len() > self.replay_window {
                     sh.recent_keys.pop_front();
                 }
             }
-            Err(super::Refusal::Duplicate) => self.stats.duplicates_refused += 1,
+            Err(super::Refusal::Duplicate) => {
+                self.stats.duplicates_refused += 1;
+                self.stats.old_generation_replays += u64::from(older);
+            }
             Err(r) => {
                 self.stats.refused += 1;
                 let i = match r {

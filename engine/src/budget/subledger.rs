@@ -10,12 +10,13 @@
 //! Invariant, asserted on every charge: `spent <= chunk + slack` of the current lot, where
 //! `slack` is this shard's share of the inaccuracy bound, so summed over shards a campaign-day
 //! spends at most `budget + bound`. Every debit carries an idempotency key (hash of request id
-//! and imp id): a replayed key is refused (bounded two-generation set, `keys_max`).
+//! and imp id): a replayed key is refused (bounded two-generation set, `keys_max`: [`super::keyset`]).
 
 use std::sync::Arc;
 
 use super::allocator::{Refused, Reply, Request};
 use super::calendar::{Calendar, Period};
+use super::keyset::KeySet;
 use super::record::{LedgerRecord, ShardNo};
 
 /// Why a charge was refused.
@@ -71,6 +72,9 @@ struct Line {
     spent: u64,
     slack_asked: bool,
     last_grant: u64,
+    /// Refill below this much left: `last_grant * low_water_ppm / 1e6`, at least 1 (computed
+    /// per grant, not per charge).
+    low_water: u64,
     queued: bool,
     in_flight_since: Option<i64>,
     retry_at_ms: i64,
@@ -94,6 +98,7 @@ impl Line {
         self.spent = 0;
         self.slack_asked = false;
         self.last_grant = 0;
+        self.low_water = 1;
         self.in_flight_since = None;
         self.retry_at_ms = 0;
     }
@@ -113,43 +118,6 @@ pub struct LineImage {
 pub struct SpendImage {
     pub lines: Vec<LineImage>,
     pub keys: Vec<u64>,
-}
-
-/// Two generations of idempotency keys: bounded memory, at least `max / 2` recent keys kept.
-#[derive(Debug, Clone, Default)]
-struct KeySet {
-    cur: ahash::AHashSet<u64>,
-    prev: ahash::AHashSet<u64>,
-    half: usize,
-}
-
-impl KeySet {
-    fn new(max: usize) -> KeySet {
-        let half = (max / 2).max(1);
-        KeySet {
-            cur: ahash::AHashSet::with_capacity(half),
-            prev: ahash::AHashSet::with_capacity(half),
-            half,
-        }
-    }
-
-    /// Every remembered key, the older generation first (re-inserting in this order rebuilds
-    /// the same generations).
-    fn iter_oldest_first(&self) -> impl Iterator<Item = u64> + '_ {
-        self.prev.iter().chain(self.cur.iter()).copied()
-    }
-
-    fn contains(&self, k: u64) -> bool {
-        self.cur.contains(&k) || self.prev.contains(&k)
-    }
-
-    fn insert(&mut self, k: u64) {
-        if self.cur.len() >= self.half {
-            std::mem::swap(&mut self.cur, &mut self.prev);
-            self.cur.clear();
-        }
-        self.cur.insert(k);
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +142,7 @@ impl SubLedger {
             .map(|c| Line {
                 period: Some(calendar.period(c, now_ms)),
                 queued: true,
+                low_water: 1,
                 ..Line::default()
             })
             .collect();
@@ -299,6 +268,7 @@ impl SubLedger {
 
     /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
     /// lot covers it.
+    #[inline]
     pub fn try_charge(
         &mut self,
         now_ms: i64,
@@ -307,9 +277,9 @@ impl SubLedger {
         key: u64,
     ) -> Result<(), Refusal> {
         self.roll(now_ms, campaign);
-        if self.keys.contains(key) {
+        let Ok(slot) = self.keys.lookup(key) else {
             return Err(Refusal::Duplicate);
-        }
+        };
         let Some(epoch) = self.epoch else {
             return Err(Refusal::Unregistered);
         };
@@ -331,10 +301,8 @@ impl SubLedger {
         line.spent_life += cost;
         line.impressions += 1;
         let day = line.day();
-        let low =
-            (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
-        let low_water = line.available() < low.max(1);
-        self.keys.insert(key);
+        let low_water = line.available() < line.low_water;
+        self.keys.insert_at(key, slot);
         self.journal.push(LedgerRecord::Spend {
             shard: self.cfg.shard,
             epoch,
@@ -349,6 +317,19 @@ impl SubLedger {
         Ok(())
     }
 
+    /// Whether `key` is remembered by the older key generation only (checks and the simulation).
+    pub fn key_in_older_generation(&self, key: u64) -> bool {
+        self.keys.in_older_generation_only(key)
+    }
+
+    /// Starts loading the idempotency-key line of `key` into the cache, so that a
+    /// [`SubLedger::try_charge`] with this key later (after the auction's scoring) finds it there.
+    /// A hint only: no effect on any answer.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        self.keys.prefetch(key);
+    }
+
     /// Spend records not yet handed to the WAL (drained by the caller).
     pub fn journal(&mut self) -> std::vec::Drain<'_, LedgerRecord> {
         self.journal.drain(..)
@@ -356,6 +337,17 @@ impl SubLedger {
 
     pub fn journal_len(&self) -> usize {
         self.journal.len()
+    }
+
+    /// [`SubLedger::roll_slow`] when the line's period ended.
+    #[inline]
+    fn roll(&mut self, now_ms: i64, campaign: usize) {
+        if self.lines[campaign]
+            .period
+            .is_none_or(|p| now_ms >= p.end_ms)
+        {
+            self.roll_slow(now_ms, campaign);
+        }
     }
 
     fn want_refill(&mut self, campaign: usize) {
@@ -367,7 +359,9 @@ impl SubLedger {
     }
 
     /// Moves the campaign's line to the period containing `now_ms`, returning the old lot.
-    fn roll(&mut self, now_ms: i64, campaign: usize) {
+    #[cold]
+    #[inline(never)]
+    fn roll_slow(&mut self, now_ms: i64, campaign: usize) {
         let line = &self.lines[campaign];
         if line.period.is_some_and(|p| now_ms < p.end_ms) {
             return;
@@ -524,6 +518,7 @@ impl SubLedger {
         line.last_grant = chunk.max(line.last_grant);
         let low =
             (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
+        line.low_water = low.max(1);
         if chunk > 0 && line.available() < low {
             self.want_refill(c);
         }

@@ -45,6 +45,7 @@ struct Args {
     redis_seq_ops: u64,
     redis_pipe_ops: u64,
     depth: usize,
+    batch: usize,
     catalog: PathBuf,
     json: bool,
 }
@@ -55,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         redis_seq_ops: 20_000,
         redis_pipe_ops: 200_000,
         depth: 64,
+        batch: 16,
         catalog: PathBuf::from("engine/tests/fixtures/catalog.json"),
         json: false,
     };
@@ -66,11 +68,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--redis-seq-ops" => a.redis_seq_ops = val()?.parse()?,
             "--redis-pipe-ops" => a.redis_pipe_ops = val()?.parse()?,
             "--depth" => a.depth = val()?.parse()?,
+            "--batch" => a.batch = val()?.parse()?,
             "--catalog" => a.catalog = val()?.into(),
             "--json" => a.json = true,
             other => anyhow::bail!(
                 "unknown argument {other}; usage: budget-bench [--ops N] [--redis-seq-ops N] \
-                 [--redis-pipe-ops N] [--depth N] [--catalog FILE] [--json]"
+                 [--redis-pipe-ops N] [--depth N] [--batch N] [--catalog FILE] [--json]"
             ),
         }
     }
@@ -79,6 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
         "counts > 0"
     );
     anyhow::ensure!((1..=1024).contains(&a.depth), "--depth 1..=1024");
+    anyhow::ensure!((1..=1024).contains(&a.batch), "--batch 1..=1024");
     anyhow::ensure!(a.ops <= 100_000_000, "--ops at most 1e8 (bounded run)");
     anyhow::ensure!(
         a.redis_seq_ops <= 1_000_000 && a.redis_pipe_ops <= 10_000_000,
@@ -118,49 +122,154 @@ fn cpu_self_s() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn subledger(cat: &Catalog, ops: u64) -> anyhow::Result<Figures> {
-    let mut l = SubLedger::standalone(cat);
-    let drain = |l: &mut SubLedger| black_box(l.journal().count());
-    // Throughput: a tight loop; the shard drains spend records every round, here every 4096.
+/// The `i`-th distinct idempotency key: a bijection of `i` (the splitmix64 finalizer), so keys
+/// look like the engine's hashed impression keys and never repeat within a run.
+#[inline(always)]
+fn bench_key(i: u64) -> u64 {
+    let mut z = i ^ 0x5851_f42d_4c95_7f2d;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// How the sub-ledger is driven.
+#[derive(Clone, Copy)]
+struct Drive {
+    /// Charges per clock read (one request's candidates); 1 = a clock read per charge.
+    batch: usize,
+    /// Prefetch the next batch's key lines while charging this batch (what the auction does
+    /// with a slot's key before its scoring work).
+    prefetch: bool,
+    /// Read the clock before every charge anyway (one charge per request), whatever `batch`.
+    clock_per_charge: bool,
+}
+
+/// Either layer of the sub-ledger, as the charge loop drives it.
+trait Charger {
+    fn prefetch(&self, key: u64);
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool;
+    /// Hands the spend records to the (here: no) log writer.
+    fn drain(&mut self);
+}
+
+impl Charger for SubLedger {
+    #[inline(always)]
+    fn prefetch(&self, key: u64) {
+        SubLedger::prefetch(self, key);
+    }
+    #[inline(always)]
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool {
+        self.try_charge(now_ms, 0, COST_MICROS, key).is_ok()
+    }
+    fn drain(&mut self) {
+        black_box(self.journal().count());
+    }
+}
+
+impl Charger for engine::budget::subledger::SubLedger {
+    #[inline(always)]
+    fn prefetch(&self, key: u64) {
+        engine::budget::subledger::SubLedger::prefetch(self, key);
+    }
+    #[inline(always)]
+    fn charge(&mut self, now_ms: i64, key: u64) -> bool {
+        self.try_charge(now_ms, 0, COST_MICROS, key).is_ok()
+    }
+    fn drain(&mut self) {
+        black_box(self.journal().count());
+    }
+}
+
+/// The charge loop over keys `first..first + ops` with a `clock()` read per batch; returns
+/// `(wall s, CPU s)`.
+fn drive<L: Charger>(
+    l: &mut L,
+    first: u64,
+    ops: u64,
+    d: Drive,
+    clock: impl Fn() -> i64,
+) -> anyhow::Result<(f64, f64)> {
+    let batch = d.batch as u64;
+    let (mut next, mut cur) = (Vec::with_capacity(d.batch), Vec::with_capacity(d.batch));
+    let fill = |v: &mut Vec<u64>, l: &L, from: u64| {
+        v.clear();
+        for i in from..(from + batch).min(first + ops) {
+            let k = bench_key(i);
+            if d.prefetch {
+                l.prefetch(k);
+            }
+            v.push(k);
+        }
+    };
     let cpu0 = cpu_self_s();
     let t0 = Instant::now();
-    for i in 0..ops {
-        if l.try_charge(0, COST_MICROS, i).is_err() {
-            anyhow::bail!("sub-ledger refused charge {i}");
+    fill(&mut next, l, first);
+    let mut i = first;
+    let mut since_drain = 0u64;
+    while i < first + ops {
+        std::mem::swap(&mut cur, &mut next);
+        // Software pipeline: the next batch's lines load while this batch is charged.
+        fill(&mut next, l, i + batch);
+        let mut now = clock();
+        for &k in &cur {
+            if d.clock_per_charge {
+                now = clock();
+            }
+            if !l.charge(now, k) {
+                anyhow::bail!("sub-ledger refused charge of key {k:#x}");
+            }
         }
-        if i & 4095 == 4095 {
-            drain(&mut l);
+        i += cur.len() as u64;
+        since_drain += cur.len() as u64;
+        // The shard drains spend records every round; here every 4096 charges.
+        if since_drain >= 4096 {
+            l.drain();
+            since_drain = 0;
         }
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_self_s() - cpu0;
-    drain(&mut l);
-    // Latency: each charge timed alone (another key range).
+    Ok((t0.elapsed().as_secs_f64(), cpu_self_s() - cpu0))
+}
+
+/// `engine::ledger::SubLedger::try_charge`, the auction's call (pacing check, lot, key set,
+/// deduct, spend record), with a read of the auction's budget clock
+/// (`engine::ledger::now_ms_coarse`) per `d.batch` charges.
+fn subledger(cat: &Catalog, ops: u64, d: Drive, timed: bool) -> anyhow::Result<Figures> {
+    let mut l = SubLedger::standalone(cat);
+    let (secs, cpu) = drive(&mut l, 0, ops, d, engine::ledger::now_ms_coarse)?;
+    black_box(l.journal().count());
+    // Latency: each charge timed alone with its own clock read (another key range).
     let mut h = histogram();
-    let timed = ops.min(1_000_000);
-    for i in 0..timed {
-        let t = Instant::now();
-        let r = l.try_charge(0, COST_MICROS, ops + i);
-        h.saturating_record(t.elapsed().as_nanos() as u64);
-        if r.is_err() {
-            anyhow::bail!("sub-ledger refused timed charge {i}");
-        }
-        if i & 4095 == 4095 {
-            drain(&mut l);
+    if timed {
+        let n = ops.min(1_000_000);
+        for i in 0..n {
+            let t = Instant::now();
+            let r = l.try_charge(
+                engine::ledger::now_ms_coarse(),
+                0,
+                COST_MICROS,
+                bench_key(ops + i),
+            );
+            h.saturating_record(t.elapsed().as_nanos() as u64);
+            if r.is_err() {
+                anyhow::bail!("sub-ledger refused timed charge {i}");
+            }
+            if i & 4095 == 4095 {
+                black_box(l.journal().count());
+            }
         }
     }
     Ok(Figures {
         ops,
         ops_per_s: ops as f64 / secs,
         ops_per_cpu_s: ops as f64 / cpu,
-        p50_ns: h.value_at_quantile(0.5),
-        p99_ns: h.value_at_quantile(0.99),
+        p50_ns: if timed { h.value_at_quantile(0.5) } else { 0 },
+        p99_ns: if timed { h.value_at_quantile(0.99) } else { 0 },
     })
 }
 
 /// The pure state machine (`engine::budget::SubLedger`): no clock read, no pacing draw, with
 /// `keys_max` idempotency keys remembered (the engine's default is 262144).
-fn core(cat: &Catalog, ops: u64, keys_max: usize) -> anyhow::Result<Figures> {
+fn core(cat: &Catalog, ops: u64, keys_max: usize, d: Drive) -> anyhow::Result<Figures> {
     use engine::budget::subledger::SubLedger as Core;
     use engine::ledger::BudgetSetup;
     let mut config = engine::config::Config::default();
@@ -179,18 +288,7 @@ fn core(cat: &Catalog, ops: u64, keys_max: usize) -> anyhow::Result<Figures> {
             l.on_reply(now, reply);
         }
     }
-    let cpu0 = cpu_self_s();
-    let t0 = Instant::now();
-    for i in 0..ops {
-        if l.try_charge(now, 0, COST_MICROS, i).is_err() {
-            anyhow::bail!("core sub-ledger refused charge {i}");
-        }
-        if i & 4095 == 4095 {
-            black_box(l.journal().count());
-        }
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_self_s() - cpu0;
+    let (secs, cpu) = drive(&mut l, 0, ops, d, || now)?;
     Ok(Figures {
         ops,
         ops_per_s: ops as f64 / secs,
@@ -318,11 +416,52 @@ fn redis(args: &Args) -> anyhow::Result<(Figures, Figures)> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let cat = catalog(&args.catalog)?;
-    let sub = subledger(&cat, args.ops)?;
-    let core_default = core(&cat, args.ops, 262_144)?;
-    let core_small = core(&cat, args.ops, 1_024)?;
+    let one = Drive {
+        batch: 1,
+        prefetch: false,
+        clock_per_charge: true,
+    };
+    let one_prefetched = Drive {
+        batch: args.batch,
+        prefetch: true,
+        clock_per_charge: true,
+    };
+    let batched = Drive {
+        batch: args.batch,
+        prefetch: false,
+        clock_per_charge: false,
+    };
+    let pipelined = Drive {
+        batch: args.batch,
+        prefetch: true,
+        clock_per_charge: false,
+    };
+    // `BUDGET_BENCH_ONLY=<row>` (profiling under `perf record`): run that one row and stop.
+    if let Ok(row) = std::env::var("BUDGET_BENCH_ONLY") {
+        let f = match row.as_str() {
+            "sub" => subledger(&cat, args.ops, one, false)?,
+            "sub-one-prefetch" => subledger(&cat, args.ops, one_prefetched, false)?,
+            "sub-batch" => subledger(&cat, args.ops, batched, false)?,
+            "sub-prefetch" => subledger(&cat, args.ops, pipelined, false)?,
+            "core" => core(&cat, args.ops, 262_144, batched)?,
+            "core-prefetch" => core(&cat, args.ops, 262_144, pipelined)?,
+            "core-small" => core(&cat, args.ops, 1_024, batched)?,
+            "core-small-prefetch" => core(&cat, args.ops, 1_024, pipelined)?,
+            other => anyhow::bail!("BUDGET_BENCH_ONLY: unknown row {other}"),
+        };
+        println!("{row}: {:.1} ns per charge (CPU)", 1e9 / f.ops_per_cpu_s);
+        return Ok(());
+    }
+    let sub = subledger(&cat, args.ops, one, true)?;
+    let sub_one_prefetch = subledger(&cat, args.ops, one_prefetched, false)?;
+    let sub_batched = subledger(&cat, args.ops, batched, false)?;
+    let sub_prefetch = subledger(&cat, args.ops, pipelined, false)?;
+    let core_default = core(&cat, args.ops, 262_144, batched)?;
+    let core_default_prefetch = core(&cat, args.ops, 262_144, pipelined)?;
+    let core_small = core(&cat, args.ops, 1_024, batched)?;
+    let core_small_prefetch = core(&cat, args.ops, 1_024, pipelined)?;
     let (seq, pipe) = redis(&args)?;
-    let per_core_ratio = sub.ops_per_cpu_s / pipe.ops_per_cpu_s;
+    let per_core_ratio = sub_prefetch.ops_per_cpu_s / pipe.ops_per_cpu_s;
     let seq_ratio = sub.ops_per_s / seq.ops_per_s;
     if args.json {
         let f = |x: &Figures| {
@@ -333,7 +472,12 @@ fn main() -> anyhow::Result<()> {
         let j = serde_json::json!({
             "subledger": f(&sub), "redis_sequential": f(&seq),
             "redis_pipelined": f(&pipe), "redis_depth": args.depth,
+            "subledger_prefetch": f(&sub_one_prefetch),
+            "subledger_batched": f(&sub_batched), "subledger_batched_prefetch": f(&sub_prefetch),
+            "batch": args.batch,
             "core_keys_262144": f(&core_default), "core_keys_1024": f(&core_small),
+            "core_keys_262144_prefetch": f(&core_default_prefetch),
+            "core_keys_1024_prefetch": f(&core_small_prefetch),
             "ratio_per_core_vs_pipelined": per_core_ratio,
             "ratio_vs_sequential": seq_ratio,
         });
@@ -358,13 +502,24 @@ fn main() -> anyhow::Result<()> {
             fmt_ns(x.p99_ns)
         );
     };
-    row("sub-ledger try_charge (1 core)", &sub);
-    row("core state machine, 262144 keys", &core_default);
-    row("core state machine, 1024 keys", &core_small);
+    row("sub-ledger, clock per charge", &sub);
+    row(
+        &format!("sub-ledger, clock/charge, prefetch {} ahead", args.batch),
+        &sub_one_prefetch,
+    );
+    row(&format!("sub-ledger, batch {}", args.batch), &sub_batched);
+    row(
+        &format!("sub-ledger, batch {} + prefetch", args.batch),
+        &sub_prefetch,
+    );
+    row("core, 262144 keys", &core_default);
+    row("core, 262144 keys + prefetch", &core_default_prefetch);
+    row("core, 1024 keys", &core_small);
+    row("core, 1024 keys + prefetch", &core_small_prefetch);
     row("redis EVALSHA, 1 in flight", &seq);
     row(&format!("redis EVALSHA, pipelined x{}", args.depth), &pipe);
     println!(
-        "per core: sub-ledger / redis pipelined = {per_core_ratio:.0}x; \
+        "per core: sub-ledger (batch + prefetch) / redis pipelined = {per_core_ratio:.0}x; \
          sub-ledger / redis 1-in-flight ops/s = {seq_ratio:.0}x"
     );
     Ok(())
