@@ -92,7 +92,22 @@ for name, path, what in [("GBDT scoring vs LightGBM and lleaves", "perf/gbdt/RES
         continue
     text = p.read_text().splitlines()
     meta = [l for l in text if l.startswith("- ") and ("commit" in l.lower() or "cpu" in l.lower())][:2]
-    head = [l for l in text if "**" in l]
-    L.extend(meta + head if head else ["(no headline figures found; see the file)"])
+    # Whole blocks (blank-line separated): the first table, and every paragraph or list holding a
+    # bold headline figure, so a wrapped sentence or a table row is never cut out of context.
+    blocks, cur = [], []
+    for l in text + [""]:
+        if l.strip():
+            cur.append(l)
+        elif cur:
+            blocks.append(cur); cur = []
+    table = next((b for b in blocks if all(l.startswith("|") for l in b)), None)
+    head = [b for b in blocks if b is not table and any("**" in l for l in b) and not b[0].startswith("#")]
+    picked = ([table] if table else []) + head
+    if meta:
+        L.extend(meta + [""])
+    for b in picked:
+        L.extend(b + [""])
+    if not picked:
+        L.append("(no headline figures found; see the file)")
     L.append(f"\nFull tables: `{path}` (rerun: `{what}`, or `RUN_ALL=1 perf/run.sh`).\n")
 print("\n".join(L))

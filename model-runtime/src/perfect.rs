@@ -56,9 +56,12 @@ const PAD_FACTOR_MAX: usize = 8;
 const PAD_SLACK: usize = 4096;
 /// Independent walks kept in registers (tails, small batches).
 const LANES: usize = 8;
-/// Rows of one tree walked together where the block has them (16 measured ~10 % faster
-/// than 8 at large batches; more would spill the heap positions out of registers).
-const WIDE_LANES: usize = 16;
+/// Rows of one tree walked together where the block has them. 8: eight heap positions plus the
+/// row base and the tree's two array pointers fit the 16 general-purpose registers. 16 measured
+/// ~10 % faster on an AMD EPYC VM but 15-25 % slower on an Intel Xeon one (2026-11-29:
+/// categorical model 640-690 vs 740-790 ns/row, numeric 565-590 vs 710-875), where the extra
+/// lanes spill.
+const WIDE_LANES: usize = 8;
 /// Threshold of a set slot (`0.0` = in the set = first child, `1.0` = second).
 const SET_THRESHOLD: f64 = 0.5;
 
@@ -208,8 +211,8 @@ impl PerfectForest {
     }
 
     /// Adds every tree's leaf value, in tree order, to `sums[r]` for each of the `sums.len()`
-    /// rows of the column-major block `features` (see `store_row`): rows in chunks of 16,
-    /// then 8, of one tree at a time; the last `rows % 8` rows by `add_tail`.
+    /// rows of the column-major block `features` (see `store_row`): rows in chunks of `WIDE_LANES`,
+    /// then `LANES`, of one tree at a time; the last `rows % 8` rows by `add_tail`.
     pub(crate) fn add_block(&self, features: &[f64], sums: &mut [f64], accumulate: Accumulate) {
         let rows = sums.len();
         assert!(rows <= BLOCK_ROWS && features.len() >= BLOCK_ROWS * self.row_stride());
