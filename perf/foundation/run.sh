@@ -27,8 +27,8 @@ start_nginx 18080
 start_adserver 18081
 
 for r in "${RATES[@]}"; do
-  load nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
-  load nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  load_best nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  load_best nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
   load full  http://127.0.0.1:18081/openrtb2/auction "$r"
 done
 curl -s http://127.0.0.1:18081/stats > "$OUT/stats.json"
