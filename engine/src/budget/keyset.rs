@@ -26,6 +26,22 @@ use std::sync::OnceLock;
 #[repr(C, align(64))]
 struct Bucket([u64; 8]);
 
+/// Whether a bucket line holds `key` in either half (eight compares, no early exit: one branch).
+#[inline(always)]
+fn holds(s: &[u64; 8], key: u64) -> bool {
+    s.iter().fold(false, |hit, &k| hit | (k == key))
+}
+
+/// Used slots of the half starting at `half` (halves fill left to right, so this is also the
+/// first free slot).
+#[inline(always)]
+fn used(s: &[u64; 8], half: usize) -> usize {
+    s[half..half + HALF_SLOTS]
+        .iter()
+        .map(|&k| (k != 0) as usize)
+        .sum()
+}
+
 /// Slots per generation in a bucket.
 const HALF_SLOTS: usize = 4;
 
@@ -119,23 +135,12 @@ impl KeySet {
             && let Some(b) = self.buckets.get(i)
         {
             let s = &b.0;
-            let hit = (s[0] == key)
-                | (s[1] == key)
-                | (s[2] == key)
-                | (s[3] == key)
-                | (s[4] == key)
-                | (s[5] == key)
-                | (s[6] == key)
-                | (s[7] == key);
-            if hit {
+            if holds(s, key) {
                 return Err(());
             }
             let cur = self.cur & HALF_SLOTS;
             let prev = HALF_SLOTS - cur;
-            let used_cur = (s[cur] != 0) as usize
-                + (s[cur + 1] != 0) as usize
-                + (s[cur + 2] != 0) as usize
-                + (s[cur + 3] != 0) as usize;
+            let used_cur = used(s, cur);
             if used_cur < HALF_SLOTS && s[prev + 3] == 0 {
                 return Ok(Slot(i * 8 + cur + used_cur));
             }
@@ -160,26 +165,11 @@ impl KeySet {
         let mut prev_open = true;
         loop {
             let s = &self.buckets[i].0;
-            let hit = (s[0] == key)
-                | (s[1] == key)
-                | (s[2] == key)
-                | (s[3] == key)
-                | (s[4] == key)
-                | (s[5] == key)
-                | (s[6] == key)
-                | (s[7] == key);
-            if hit {
+            if holds(s, key) {
                 return Err(());
             }
             // Halves fill left to right: the used count is the first free slot.
-            let used_a = (s[0] != 0) as usize
-                + (s[1] != 0) as usize
-                + (s[2] != 0) as usize
-                + (s[3] != 0) as usize;
-            let used_b = (s[4] != 0) as usize
-                + (s[5] != 0) as usize
-                + (s[6] != 0) as usize
-                + (s[7] != 0) as usize;
+            let (used_a, used_b) = (used(s, 0), used(s, HALF_SLOTS));
             let (used_cur, used_prev) = if cur_is_b {
                 (used_b, used_a)
             } else {
