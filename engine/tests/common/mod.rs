@@ -78,7 +78,36 @@ impl Server {
             _dir: dir,
         };
         server.wait_healthy();
+        server.wait_budget_held();
         server
+    }
+
+    /// Waits (at most 3 s, then goes on) until every paid campaign with a daily budget holds a
+    /// granted chunk: right after start a shard may not have its first grant yet and would skip
+    /// the campaign as exhausted, so a test asserting which campaign wins could see the next one.
+    fn wait_budget_held(&self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let Ok(r) = try_request(self.addr, &get("/stats")) else {
+                return;
+            };
+            let v: serde_json::Value = match serde_json::from_slice(&r.body) {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+            let Some(campaigns) = v["campaigns"].as_array() else {
+                return;
+            };
+            let waiting = campaigns.iter().any(|c| {
+                c["kind"] != "house"
+                    && c["budget_daily_micros"].as_u64().unwrap_or(0) > 0
+                    && c["held_micros"].as_u64().unwrap_or(0) == 0
+            });
+            if !waiting {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_healthy(&mut self) {
