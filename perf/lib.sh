@@ -57,6 +57,10 @@ http {
 }
 NGX
   nginx -c "$NGX_DIR/nginx.conf"
+  local i
+  for i in $(seq 50); do [ -s "$NGX_DIR/nginx.pid" ] && break; sleep 0.1; done
+  sleep 0.2
+  NGX_PIDS=$(pgrep -P "$(cat "$NGX_DIR/nginx.pid")" | tr '\n' ' ')
 }
 
 # start_adserver PORT [adserver args...]: sets ADS_PID, waits for /health. Each server gets a
@@ -80,12 +84,45 @@ stop_adserver() {
   wait "$ADS_PID" 2>/dev/null || true
 }
 
-# load NAME URL RATE [rtb-load args...]: writes $OUT/NAME-RATE.json and .txt.
+# proc_ticks PID...: user + system CPU of the processes (all their threads), in clock ticks.
+proc_ticks() {
+  local total=0 p t
+  for p in "$@"; do
+    # Fields after the `(comm)`: utime and stime are the 12th and 13th.
+    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    total=$(( total + ${t:-0} ))
+  done
+  echo "$total"
+}
+
+# host_ticks: "total iowait steal" jiffies of the whole machine (/proc/stat).
+host_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $6, $9; exit}' /proc/stat; }
+
+# load NAME URL RATE [rtb-load args...]: writes $OUT/NAME-RATE.json and .txt. With CPU_PIDS set
+# (the server's pids), adds to the JSON the servers' CPU time over the run (warm-up included) and
+# per request sent, and the host's steal and iowait shares over the run. CPU per request is the
+# per-core cost, which a host stall (steal) does not inflate the way it inflates tail latency.
 load() {
   local name=$1 url=$2 rate=$3; shift 3
+  local cpu0 host0 cpu1 host1
+  cpu0=$(proc_ticks ${CPU_PIDS:-}); host0=$(host_ticks)
   taskset -c "$LOAD_CPUS" "$BIN/rtb-load" --threads "${LOAD_THREADS:-1}" --target "$url" --rate "$rate" --duration "${DUR:-8s}" --warmup "${WARMUP:-2s}" \
     --connections "${CONNS:-64}" --users demo-data/users.csv --json "$OUT/$name-$rate.json" "$@" \
     > "$OUT/$name-$rate.txt"
+  cpu1=$(proc_ticks ${CPU_PIDS:-}); host1=$(host_ticks)
+  python3 - "$OUT/$name-$rate.json" "$(getconf CLK_TCK)" "${CPU_PIDS:-}" "$cpu0" "$cpu1" "$host0" "$host1" <<'PY'
+import json, sys
+path, hz, pids, cpu0, cpu1 = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+h0, h1 = [list(map(int, a.split())) for a in sys.argv[6:8]]
+j = json.load(open(path))
+total = max(h1[0] - h0[0], 1)
+j["host"] = {"iowait_pct": 100 * (h1[1] - h0[1]) / total, "steal_pct": 100 * (h1[2] - h0[2]) / total}
+if pids.strip():
+    sent = j["sent"] + j.get("warmup_sent", 0)
+    cpu_s = (cpu1 - cpu0) / hz
+    j["server_cpu"] = {"seconds": cpu_s, "requests": sent, "us_per_request": 1e6 * cpu_s / max(sent, 1)}
+json.dump(j, open(path, "w"))
+PY
 }
 
 # load_best NAME URL RATE [rtb-load args...]: TRIALS runs (default 2) of `load`, keeping as

@@ -42,7 +42,7 @@ cp perf/out/foundation/*.json "$OUT/" 2>/dev/null || true
 echo "== 2. full pipeline capacity (internal p99 < 1 ms)"
 for r in $CAP_RATES; do
   start_adserver 18091
-  load cap http://127.0.0.1:18091/openrtb2/auction "$r"
+  CPU_PIDS="$ADS_PID" load cap http://127.0.0.1:18091/openrtb2/auction "$r"
   curl -s http://127.0.0.1:18091/stats > "$OUT/cap-$r.stats.json"
   stop_adserver
 done

@@ -27,9 +27,9 @@ start_nginx 18080
 start_adserver 18081
 
 for r in "${RATES[@]}"; do
-  load_best nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
-  load_best nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
-  load full  http://127.0.0.1:18081/openrtb2/auction "$r"
+  CPU_PIDS="$NGX_PIDS" load_best nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  CPU_PIDS="$ADS_PID" load_best nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  CPU_PIDS="$ADS_PID" load full  http://127.0.0.1:18081/openrtb2/auction "$r"
 done
 curl -s http://127.0.0.1:18081/stats > "$OUT/stats.json"
 stop_adserver
