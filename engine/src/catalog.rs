@@ -12,6 +12,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod index;
+pub use index::{EligibilityIndex, Probe};
+
 /// Errors met while loading a catalog file.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -223,6 +226,8 @@ pub struct Catalog {
     pub campaigns: Vec<CampaignEntry>,
     pub creatives: Vec<Creative>,
     pub advertisers: Vec<Advertiser>,
+    /// Campaign sets per targeting value, for selection (built from the fields above).
+    pub index: EligibilityIndex,
 }
 
 impl Catalog {
@@ -308,11 +313,13 @@ fn compile(file: &str, parsed: CatalogFile) -> Result<Catalog, CatalogError> {
             &parsed.creatives,
         )?);
     }
+    let index = EligibilityIndex::build(&campaigns, &parsed.creatives);
     Ok(Catalog {
         currency: parsed.currency,
         campaigns,
         creatives: parsed.creatives,
         advertisers: parsed.advertisers,
+        index,
     })
 }
 

@@ -63,8 +63,10 @@ fn video_fits(cr: &Creative, slot: &Slot) -> bool {
     duration_ok && size_ok
 }
 
-/// Appends to `out` every eligible (campaign, creative) for the slot, at most `limit` of them;
-/// one creative per campaign (the first that fits). Returns how many were cut by the limit.
+/// Appends to `out` every eligible (campaign, creative) for the slot, at most `limit` of them, in
+/// catalog order; one creative per campaign (the first that fits). Returns how many were cut by
+/// the limit. Visits only the campaigns the catalog's eligibility index lets through, and checks
+/// each of those against every rule (the index is a filter, not the decision).
 pub fn select_candidates(
     catalog: &Catalog,
     ctx: &Context,
@@ -74,24 +76,60 @@ pub fn select_candidates(
 ) -> usize {
     out.clear();
     let mut cut = 0;
-    for (ci, c) in catalog.campaigns.iter().enumerate() {
-        if c.formats_mask & slot.formats_mask == 0 || !targeting_matches(c, ctx) {
-            continue;
-        }
-        let fit = c
-            .creatives
-            .iter()
-            .copied()
-            .find(|&i| creative_fits(&catalog.creatives[i], slot));
-        if let Some(creative) = fit {
+    let probe = catalog.index.probe(ctx, slot);
+    for w in 0..probe.words() {
+        let mut bits = probe.word(w);
+        while bits != 0 {
+            let ci = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(candidate) = eligible(catalog, ci, ctx, slot) else {
+                continue;
+            };
             if out.len() < limit {
-                out.push(Candidate {
-                    campaign: ci,
-                    creative,
-                });
+                out.push(candidate);
             } else {
                 cut += 1;
             }
+        }
+    }
+    cut
+}
+
+/// Campaign `ci` with the first of its creatives that fits the slot, if its targeting accepts
+/// the context.
+fn eligible(catalog: &Catalog, ci: usize, ctx: &Context, slot: &Slot) -> Option<Candidate> {
+    let c = &catalog.campaigns[ci];
+    if c.formats_mask & slot.formats_mask == 0 || !targeting_matches(c, ctx) {
+        return None;
+    }
+    let creative = c
+        .creatives
+        .iter()
+        .copied()
+        .find(|&i| creative_fits(&catalog.creatives[i], slot))?;
+    Some(Candidate {
+        campaign: ci,
+        creative,
+    })
+}
+
+/// [`select_candidates`] without the index: every campaign in catalog order (the reference
+/// the index is tested against).
+pub fn select_candidates_scan(
+    catalog: &Catalog,
+    ctx: &Context,
+    slot: &Slot,
+    limit: usize,
+    out: &mut Vec<Candidate>,
+) -> usize {
+    out.clear();
+    let mut cut = 0;
+    for candidate in (0..catalog.campaigns.len()).filter_map(|ci| eligible(catalog, ci, ctx, slot))
+    {
+        if out.len() < limit {
+            out.push(candidate);
+        } else {
+            cut += 1;
         }
     }
     cut
@@ -208,5 +246,122 @@ mod tests {
             1
         );
         assert!(out.is_empty());
+    }
+
+    mod index_matches_scan {
+        use super::*;
+        use proptest::prelude::*;
+
+        const COUNTRIES: [&str; 4] = ["USA", "GBR", "DEU", "FRA"];
+        const REGIONS: [&str; 3] = ["CA", "NY", "TX"];
+        const OS: [&str; 3] = ["ios", "android", "windows"];
+        const SIZES: [(u32, u32); 4] = [(300, 250), (728, 90), (320, 50), (160, 600)];
+
+        fn pick<'a>(pool: &[&'a str], mask: u8) -> Vec<&'a str> {
+            (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i])
+                .collect()
+        }
+
+        /// A campaign's targeting from random masks over small pools (mask 0: no list).
+        fn campaign(i: usize, masks: [u32; 8]) -> serde_json::Value {
+            let [
+                countries,
+                regions,
+                os,
+                devices,
+                hours,
+                weekdays,
+                inventory,
+                creatives,
+            ] = masks;
+            let hours: Vec<u32> = (0..24)
+                .filter(|h| hours & (1 << h) != 0 && h % 3 != 1)
+                .collect();
+            serde_json::json!({
+                "id": i + 1, "advertiser_id": 1, "name": format!("c{i}"), "kind": {"type": "direct"},
+                "pricing": {"model": "cpm", "bid_cpm_micros": 1_000_000u64}, "category": "gaming",
+                "budget_daily_micros": 1_000_000u64, "budget_lifetime_micros": 1_000_000u64,
+                "start_date": "2026-01-01", "end_date": if i % 7 == 3 { "2026-01-02" } else { "2026-12-31" },
+                "creative_ids": (0..6).filter(|k| creatives & (1 << k) != 0).map(|k| k + 1).collect::<Vec<_>>(),
+                "targeting": {
+                    "countries": pick(&COUNTRIES, countries as u8), "regions": pick(&REGIONS, regions as u8),
+                    "os": pick(&OS, os as u8),
+                    "device_types": (1..8).filter(|d| devices & (1 << d) != 0).collect::<Vec<u32>>(),
+                    "hours": if hours.len() > 20 { vec![] } else { hours },
+                    "weekdays": (0..7).filter(|d| weekdays & (1 << d) != 0 && weekdays & 0x80 == 0).collect::<Vec<u32>>(),
+                    "inventory": match inventory % 3 { 0 => vec![], 1 => vec!["site"], _ => vec!["app"] },
+                }
+            })
+        }
+
+        fn catalog_of(masks: &[[u32; 8]]) -> Option<Catalog> {
+            let campaigns: Vec<_> = masks
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m[7] & 0x3f != 0)
+                .map(|(i, m)| campaign(i, *m))
+                .collect();
+            let mut creatives: Vec<_> = SIZES
+                .iter()
+                .enumerate()
+                .map(|(k, (w, h))| serde_json::json!({"id": k + 1, "format": "banner", "w": w, "h": h, "adm": "b"}))
+                .collect();
+            creatives.push(serde_json::json!({"id": 5, "format": "video", "w": 1280, "h": 720, "duration_s": 15, "adm": "v"}));
+            creatives.push(serde_json::json!({"id": 6, "format": "native", "adm": "n"}));
+            let v = serde_json::json!({
+                "version": 1, "currency": "USD", "category_ctr_priors": {"gaming": 0.03},
+                "advertisers": [{"id": 1, "name": "A", "domain": "a.example"}],
+                "campaigns": campaigns, "creatives": creatives,
+            });
+            Catalog::from_slice("t", &serde_json::to_vec(&v).unwrap()).ok()
+        }
+
+        fn value(pool: &[&str], k: u8) -> String {
+            match k as usize {
+                k if k < pool.len() => pool[k].to_string(),
+                k if k == pool.len() => String::new(),
+                _ => "ZZZ".to_string(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn same_candidates_and_cut(
+                masks in proptest::collection::vec(any::<[u32; 8]>(), 0..150),
+                request in any::<[u8; 10]>(),
+                sizes in proptest::collection::vec((0u8..6, 0u8..6), 0..11),
+                limit in 0usize..40,
+            ) {
+                let Some(cat) = catalog_of(&masks) else { return Ok(()) };
+                let [country, region, os, device, hour, weekday, app, formats, day, _] = request;
+                let ctx = Context {
+                    country: value(&COUNTRIES, country % 6),
+                    region: value(&REGIONS, region % 5),
+                    os_lower: value(&OS, os % 5),
+                    device_type: device % 10,
+                    local_hour: hour % 24,
+                    local_weekday: weekday % 7,
+                    is_app: app % 2 == 1,
+                    day: crate::catalog::days_from_civil(2026, 1, 1) + i64::from(day % 4),
+                    ..ctx()
+                };
+                let size = |k: u8| SIZES.get(k as usize).copied().unwrap_or((1, 1));
+                let slot = Slot {
+                    imp_id: "1".into(),
+                    formats_mask: formats % 8,
+                    banner_sizes: sizes.iter().map(|&(a, _)| size(a)).collect(),
+                    video_size: Some((640, 360)),
+                    video_duration_s: (0, 30),
+                    ..Slot::default()
+                };
+                let (mut fast, mut scan) = (Vec::new(), Vec::new());
+                let cut = select_candidates(&cat, &ctx, &slot, limit, &mut fast);
+                let cut_scan = select_candidates_scan(&cat, &ctx, &slot, limit, &mut scan);
+                prop_assert_eq!(fast, scan);
+                prop_assert_eq!(cut, cut_scan);
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::calendar::Calendar;
+use super::calendar::{Calendar, Period};
 use super::record::{LedgerRecord, ShardNo};
 use super::source::{Ask, Budget, BudgetSource, Sizing, Taken};
 
@@ -168,6 +168,9 @@ pub struct Allocator<S: BudgetSource> {
     cfg: AllocatorConfig,
     /// Volatile: when each shard was last heard from.
     last_seen_ms: Vec<i64>,
+    /// Volatile: each campaign's last computed local day (a time-zone conversion costs ~1 us; a
+    /// period stays right until it ends).
+    periods: Vec<Option<Period>>,
 }
 
 impl<S: BudgetSource> Allocator<S> {
@@ -183,6 +186,7 @@ impl<S: BudgetSource> Allocator<S> {
         let shards = cfg.sizing.shards as usize;
         // Filled by PeriodRoll records, so recovery rebuilds the same value.
         let days = vec![i64::MIN; budgets.len()];
+        let budgets_len = budgets.len();
         Allocator {
             state: AllocatorState {
                 epochs: vec![0; shards],
@@ -194,6 +198,7 @@ impl<S: BudgetSource> Allocator<S> {
             calendar,
             cfg,
             last_seen_ms: vec![now_ms; shards],
+            periods: vec![None; budgets_len],
         }
     }
 
@@ -355,7 +360,7 @@ impl<S: BudgetSource> Allocator<S> {
         if c >= self.budgets.len() {
             return refused(Refused::Exhausted);
         }
-        let period = self.calendar.period(c, now_ms);
+        let period = self.period(c, now_ms);
         if period.day > self.state.days[c] {
             self.emit(
                 LedgerRecord::PeriodRoll {
@@ -431,12 +436,16 @@ impl<S: BudgetSource> Allocator<S> {
         }
         // Lots of fenced epochs (a crash tore the reclaims that followed a fence), and lots of
         // days that ended `stale_timeout_ms` ago (their returns were lost).
+        for c in 0..self.budgets.len() {
+            self.period(c, now_ms);
+        }
+        let periods = &self.periods;
         let ended: Vec<(u32, ShardNo, i64)> = self
             .state
             .lots
             .iter()
             .filter(|&(&(c, s, day), lot)| {
-                let p = self.calendar.period(c as usize, now_ms);
+                let p = periods[c as usize].expect("refreshed above");
                 lot.epoch < self.state.epochs[usize::from(s)]
                     || (day < p.day && now_ms - p.start_ms > stale)
             })
@@ -444,6 +453,18 @@ impl<S: BudgetSource> Allocator<S> {
             .collect();
         for (c, s, d) in ended {
             self.reclaim_lot(c, s, d, out);
+        }
+    }
+
+    /// Campaign `c`'s local day at `now_ms` (cached until the period ends).
+    fn period(&mut self, c: usize, now_ms: i64) -> Period {
+        match self.periods[c] {
+            Some(p) if p.start_ms <= now_ms && now_ms < p.end_ms => p,
+            _ => {
+                let p = self.calendar.period(c, now_ms);
+                self.periods[c] = Some(p);
+                p
+            }
         }
     }
 
