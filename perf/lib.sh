@@ -74,7 +74,8 @@ start_adserver() {
     2>>"$OUT/adserver-$port.log" &
   ADS_PID=$!
   PIDS+=("$ADS_PID")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return; sleep 0.1; done
+  # /ready: listening and every shard holds its first budget grants.
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "adserver on $port did not become healthy (see $OUT/adserver-$port.log)" >&2
   return 1
 }

@@ -405,6 +405,12 @@ impl SubLedger {
         self.spend_records += n;
     }
 
+    /// [`subledger::SubLedger::is_warm`]; a standalone ledger (its allocator embedded, refills
+    /// at once) always is.
+    pub fn is_warm(&self) -> bool {
+        self.local.is_some() || self.core.is_warm()
+    }
+
     pub fn spend_records(&self) -> u64 {
         self.spend_records
     }

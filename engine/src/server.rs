@@ -73,6 +73,7 @@ impl Engine {
             catalog: Arc::new(catalog),
             registry: Arc::new(registry),
             heartbeats: heartbeats.clone(),
+            readiness: Arc::new(supervise::Readiness::new(shard_count)),
             budget_boot,
             model: Arc::new(model),
             users: std::sync::Mutex::new(users.map(Arc::new)),
@@ -98,11 +99,13 @@ impl Engine {
         );
         let stopped = Arc::new(AtomicBool::new(false));
         supervise::spawn_watchdog(heartbeats, stopped.clone()).context("starting the watchdog")?;
-        supervise::ready(&format!(
+        let serving = format!(
             "serving on {listen}: {} shards, driver {}",
             sharded.shard_count(),
             sharded.driver()
-        ));
+        );
+        supervise::spawn_ready_notifier(shared.readiness.clone(), serving)
+            .context("starting the readiness notifier")?;
         Ok(Engine {
             sharded,
             stopped,
@@ -141,6 +144,7 @@ impl Engine {
                         continue;
                     }
                     tracing::info!(signal = sig, "draining in-flight requests, then exiting");
+                    shared.readiness.set_draining();
                     supervise::stopping("draining in-flight requests");
                     stop.stop();
                     break;

@@ -49,6 +49,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Liveness stamps for the systemd watchdog (one slot per shard, written by its shard only).
     pub heartbeats: Arc<Heartbeats>,
+    /// Per shard: budget warm (first grants in), for `READY=1` and `/ready`.
+    pub readiness: Arc<crate::supervise::Readiness>,
     /// The budget logs, recovered before the shards start; each shard takes its part.
     pub budget_boot: crate::ledger::DurableBoot,
 }
@@ -291,6 +293,9 @@ impl EngineShard {
         }
         self.commit_spend().await;
         self.exchange(ctx, out).await;
+        if self.ledger.borrow().is_warm() {
+            self.shared.readiness.mark_warm(ctx.id().0);
+        }
         let mut records = Vec::new();
         if let Some(a) = self.allocator.borrow_mut().as_mut() {
             a.tick(now, &mut records);
@@ -463,6 +468,7 @@ impl Handler for Front {
         match (req.method, req.path) {
             (Method::Post, "/openrtb2/auction") => self.auction(req, resp).await,
             (Method::Get, "/health") => self.health(resp),
+            (Method::Get, "/ready") => self.ready(resp),
             (Method::Get, "/metrics") => self.metrics(resp).await,
             (Method::Get, "/stats") => self.stats(resp).await,
             (Method::Get, "/dashboard") => dashboard(resp),
@@ -479,7 +485,7 @@ impl Handler for Front {
             (_, "/openrtb2/auction" | "/admin/model/reload") => method_not_allowed(resp, "POST"),
             (
                 _,
-                "/health" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
+                "/health" | "/ready" | "/metrics" | "/stats" | "/dashboard" | "/notice/win"
                 | "/notice/billing" | "/notice/click",
             ) => method_not_allowed(resp, "GET"),
             _ => {
@@ -802,6 +808,29 @@ impl Front {
             self.ctx.driver()
         );
         resp.status(200)
+            .header("content-type", "application/json")
+            .body(body.as_bytes());
+    }
+
+    /// Readiness for a load balancer: 200 once every shard's budget is warm (its first grants
+    /// arrived), else 503 naming the shards still waiting, or 503 `draining` once a stop began.
+    /// `/health` is liveness only.
+    fn ready(&self, resp: &mut Response) {
+        let readiness = &self.shard.shared.readiness;
+        let pending = readiness.pending();
+        let (status, body) = if readiness.is_draining() {
+            (503, "{\"status\":\"draining\"}".to_string())
+        } else if pending.is_empty() {
+            (200, "{\"status\":\"ready\"}".to_string())
+        } else {
+            (
+                503,
+                format!(
+                    "{{\"status\":\"warming\",\"reason\":\"waiting for the first budget grants\",\"shards\":{pending:?}}}"
+                ),
+            )
+        };
+        resp.status(status)
             .header("content-type", "application/json")
             .body(body.as_bytes());
     }

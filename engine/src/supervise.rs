@@ -74,6 +74,64 @@ pub async fn heartbeat_loop(shard: usize, beats: Arc<Heartbeats>, period: Durati
     }
 }
 
+/// Longest `READY=1` waits for every shard's first budget grants; past it the service is
+/// declared ready anyway (RTB and house ads need no budget) and `STATUS=` names the shards still
+/// waiting.
+pub const BUDGET_WARM_WAIT: Duration = Duration::from_secs(5);
+
+/// One "budget warm" flag per shard: set by the shard (once its sub-ledger is registered and every
+/// campaign's first refill was answered, `ledger::SubLedger::is_warm`), read by `READY=1` and
+/// `/ready`. Written once per shard, read rarely: no contention.
+pub struct Readiness {
+    warm: Box<[AtomicBool]>,
+    /// Set when draining starts: `/ready` answers 503 and no `READY=1` follows.
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn new(shards: usize) -> Readiness {
+        Readiness {
+            warm: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Called by shard `shard` when its ledger is warm (repeat calls only read).
+    pub fn mark_warm(&self, shard: usize) {
+        if !self.warm[shard].load(Ordering::Relaxed) {
+            self.warm[shard].store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Shards not warm yet.
+    pub fn pending(&self) -> Vec<usize> {
+        (0..self.warm.len())
+            .filter(|&i| !self.warm[i].load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Waits (polling) until every shard is warm, draining started or `limit` passed; returns
+    /// the shards still pending.
+    pub fn wait_warm(&self, limit: Duration) -> Vec<usize> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pending = self.pending();
+            if pending.is_empty() || self.is_draining() || Instant::now() >= deadline {
+                return pending;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Sends one notification; a failure to reach the manager is logged, never fatal.
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -81,9 +139,34 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
-/// `READY=1` with a status line: call once every shard is listening.
+/// `READY=1` with a status line: call once every shard is listening (and its budget warm, or
+/// [`BUDGET_WARM_WAIT`] passed).
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Sends `READY=1` from its own thread once every shard's budget is warm or
+/// [`BUDGET_WARM_WAIT`] passed (the caller goes on to install its signal handlers meanwhile);
+/// nothing if draining started first (a stop during warm-up: `STOPPING=1` comes instead).
+pub fn spawn_ready_notifier(
+    readiness: Arc<Readiness>,
+    serving: String,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ready".into())
+        .spawn(move || {
+            let pending = readiness.wait_warm(BUDGET_WARM_WAIT);
+            if readiness.is_draining() {
+                return;
+            }
+            let budget = if pending.is_empty() {
+                "budget warm".to_string()
+            } else {
+                tracing::warn!(shards = ?pending, "ready before the first budget grants reached these shards");
+                format!("budget grants pending on shards {pending:?}")
+            };
+            ready(&format!("{serving}; {budget}"));
+        })
 }
 
 /// `STOPPING=1`: call when draining starts.

@@ -125,6 +125,14 @@ fn notify_protocol_ready_watchdog_stopping() {
     assert_eq!(health.status, 200);
     let status = notify.wait_for("STATUS=", Duration::from_secs(1), &mut child);
     assert!(status.contains("2 shards"), "{status}");
+    assert!(status.contains("budget warm"), "{status}");
+    let ready = try_request(addr, &get("/ready")).unwrap();
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
 
     for _ in 0..3 {
         notify.wait_for("WATCHDOG=1", Duration::from_secs(5), &mut child);

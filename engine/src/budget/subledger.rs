@@ -134,6 +134,10 @@ pub struct SubLedger {
     journal: Vec<LedgerRecord>,
     /// Canary only (simulation): a deliberately wrong bound, 0 in the engine.
     canary_overdraft: u64,
+    /// Per campaign: the allocator answered a refill at least once (grant or refusal).
+    answered: Vec<bool>,
+    /// Campaigns not answered yet; 0 = warm ([`SubLedger::is_warm`]).
+    unanswered: usize,
 }
 
 impl SubLedger {
@@ -158,6 +162,8 @@ impl SubLedger {
             returns: Vec::new(),
             journal: Vec::with_capacity(cfg.journal_max.min(65_536)),
             canary_overdraft: 0,
+            answered: vec![false; calendar.len()],
+            unanswered: calendar.len(),
         }
     }
 
@@ -455,8 +461,31 @@ impl SubLedger {
         out.append(&mut self.returns);
     }
 
+    /// Whether the shard is registered and every campaign has had its first refill answered
+    /// (a lot, or a refusal such as an exhausted budget): until then a paid campaign may be
+    /// skipped for want of a lot that is on its way. A latch: a later fence does not clear it.
+    pub fn is_warm(&self) -> bool {
+        self.epoch.is_some() && self.unanswered == 0
+    }
+
+    fn mark_answered(&mut self, campaign: usize) {
+        if let Some(a) = self.answered.get_mut(campaign)
+            && !*a
+        {
+            *a = true;
+            self.unanswered -= 1;
+        }
+    }
+
     /// Applies the allocator's answer.
     pub fn on_reply(&mut self, now_ms: i64, reply: Reply) {
+        match &reply {
+            Reply::Grant {
+                epoch, campaign, ..
+            } if self.epoch == Some(*epoch) => self.mark_answered(*campaign as usize),
+            Reply::Refused { campaign, .. } => self.mark_answered(*campaign as usize),
+            _ => {}
+        }
         match reply {
             Reply::Registered { epoch } => {
                 if self.epoch.is_some_and(|e| e >= epoch) {
@@ -663,5 +692,28 @@ mod tests {
         let mut r = r;
         pump(&mut r, &mut a, now);
         assert_eq!(r.try_charge(now, 0, 1, 0), Err(Refusal::Duplicate));
+    }
+
+    #[test]
+    fn warm_once_registered_and_every_campaign_answered_even_by_a_refusal() {
+        let (mut l, mut a) = setup();
+        // In the dead zone just after midnight: the first refill is refused, which still counts.
+        let now = 100 * DAY + 10;
+        assert!(!l.is_warm());
+        let mut reqs = vec![];
+        l.poll(now, &mut reqs);
+        assert!(matches!(reqs[..], [Request::Register { .. }]), "{reqs:?}");
+        let reply = a.on_request(now, reqs[0], &mut vec![]);
+        l.on_reply(now, reply);
+        assert!(!l.is_warm(), "registered, first refills not answered yet");
+        pump(&mut l, &mut a, now);
+        assert_eq!(l.lot(0), (100, 0, 0, 0), "refused in the dead zone");
+        assert!(l.is_warm());
+        let epoch = l.epoch.unwrap();
+        l.on_reply(now, Reply::Fenced { epoch });
+        assert!(l.epoch.is_none());
+        assert!(!l.is_warm(), "fenced: no epoch, no lot");
+        pump(&mut l, &mut a, now);
+        assert!(l.is_warm(), "answered once is enough after a re-registration");
     }
 }

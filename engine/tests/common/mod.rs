@@ -78,36 +78,23 @@ impl Server {
             _dir: dir,
         };
         server.wait_healthy();
-        server.wait_budget_held();
+        server.wait_ready();
         server
     }
 
-    /// Waits (at most 3 s, then goes on) until every paid campaign with a daily budget holds a
-    /// granted chunk: right after start a shard may not have its first grant yet and would skip
-    /// the campaign as exhausted, so a test asserting which campaign wins could see the next one.
-    fn wait_budget_held(&self) {
-        let deadline = Instant::now() + Duration::from_secs(3);
+    /// Waits until `/ready` answers 200: every shard has its first budget grants, so a test
+    /// asserting which campaign wins does not see a campaign skipped for a lot still on its way.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let Ok(r) = try_request(self.addr, &get("/stats")) else {
-                return;
-            };
-            let v: serde_json::Value = match serde_json::from_slice(&r.body) {
-                Ok(v) => v,
-                Err(_) => return,
-            };
-            let Some(campaigns) = v["campaigns"].as_array() else {
-                return;
-            };
-            let waiting = campaigns.iter().any(|c| {
-                c["kind"] != "house"
-                    && c["budget_daily_micros"].as_u64().unwrap_or(0) > 0
-                    && c["held_micros"].as_u64().unwrap_or(0) == 0
-            });
-            if !waiting {
+            if let Ok(r) = try_request(self.addr, &get("/ready"))
+                && r.status == 200
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        panic!("adserver on {} not ready within 20 s", self.addr);
     }
 
     fn wait_healthy(&mut self) {
