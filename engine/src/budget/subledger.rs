@@ -714,6 +714,9 @@ mod tests {
         assert!(l.epoch.is_none());
         assert!(!l.is_warm(), "fenced: no epoch, no lot");
         pump(&mut l, &mut a, now);
-        assert!(l.is_warm(), "answered once is enough after a re-registration");
+        assert!(
+            l.is_warm(),
+            "answered once is enough after a re-registration"
+        );
     }
 }
