@@ -353,10 +353,13 @@ impl Forest {
                 Some(perfect) => {
                     let row = &mut scratch.row[..width];
                     self.load_row(source, row);
-                    perfect.store_row(row, &mut scratch.features, r);
+                    perfect.store_features(row, &mut scratch.features, r);
                 }
                 None => self.load_row(source, &mut scratch.features[r * width..(r + 1) * width]),
             }
+        }
+        if let Some(perfect) = &self.perfect {
+            perfect.fill_derived(&mut scratch.features, count);
         }
     }
 

@@ -64,6 +64,9 @@ const LANES: usize = 8;
 const WIDE_LANES: usize = 8;
 /// Threshold of a set slot (`0.0` = in the set = first child, `1.0` = second).
 const SET_THRESHOLD: f64 = 0.5;
+/// Widest table of one categorical feature's sets, in (encoded position, 64-set chunk)
+/// entries of 8 bytes; a wider feature probes each set's bitset instead.
+const TABLE_POSITIONS_MAX: usize = 4096;
 
 /// One derived slot the row encoder fills.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +93,34 @@ pub(crate) struct PerfectForest {
     derived: Vec<Derived>,
     /// Padded category sets (copied from the fast layout), for `Derived::InSet`.
     words: Vec<u32>,
+    /// `derived`, grouped by kind for `fill_derived`.
+    fill: DerivedFill,
+}
+
+/// The derived slots grouped by how `fill_derived` computes them, so that each derived column
+/// is one loop over the block's rows with no per-value dispatch. Columns are derived indices
+/// (row slot `width + column`).
+#[derive(Debug, Clone, Default)]
+struct DerivedFill {
+    /// `(feature, column)`: the column is the feature negated.
+    negated: Vec<(u32, u32)>,
+    /// Categorical features with a small domain: every set slot from one table load per row.
+    tables: Vec<SetTable>,
+    /// `(feature, words offset, column)`: a set of a feature whose domain is too wide for a
+    /// table, probed in `words`.
+    probes: Vec<(u32, u32, u32)>,
+}
+
+/// Which of one categorical feature's sets contain each encoded category position.
+#[derive(Debug, Clone)]
+struct SetTable {
+    feature: u32,
+    /// Derived column of the feature's `i`-th set.
+    columns: Vec<u32>,
+    /// Bit `i` of `masks[position * chunks + c]`: set `64 * c + i` contains `position`.
+    masks: Vec<u64>,
+    /// `columns.len()` in 64-set chunks.
+    chunks: usize,
 }
 
 /// Builds one tree's heap-ordered entries from the fast layout.
@@ -128,6 +159,7 @@ impl PerfectForest {
             width,
             derived: Vec::new(),
             words: vec![0],
+            fill: DerivedFill::default(),
         };
         let (mut negated, mut sets) = (HashMap::new(), HashMap::new());
         for (tree, &root) in roots.iter().enumerate() {
@@ -148,6 +180,7 @@ impl PerfectForest {
         for slot in &mut forest.slots {
             *slot *= BLOCK_ROWS as u32;
         }
+        forest.fill = forest.plan_fill(&fast.plans);
         forest.check_invariants();
         Some(forest)
     }
@@ -179,33 +212,93 @@ impl PerfectForest {
         self.width + self.derived.len()
     }
 
-    /// Stores row `r` of a column-major block (slot `s` of row `r` at `block[s * BLOCK_ROWS
-    /// + r]`): the fast-encoded `features`, then the derived slots.
-    #[inline]
-    pub(crate) fn store_row(&self, features: &[f64], block: &mut [f64], r: usize) {
-        assert!(r < BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.row_stride());
-        let (plain, derived) = block.split_at_mut(BLOCK_ROWS * self.width);
-        for (column, &value) in plain.chunks_exact_mut(BLOCK_ROWS).zip(features) {
-            column[r] = value;
+    /// Groups the derived slots by kind; the sets of a categorical feature whose encoded
+    /// positions number at most `TABLE_POSITIONS_MAX` become one `SetTable`.
+    fn plan_fill(&self, plans: &[FeaturePlan]) -> DerivedFill {
+        let mut fill = DerivedFill::default();
+        let mut sets_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.width];
+        for (column, rule) in (0u32..).zip(&self.derived) {
+            match *rule {
+                Derived::Negated { feature } => fill.negated.push((feature, column)),
+                Derived::InSet { feature, offset } => {
+                    sets_of[feature as usize].push((offset, column));
+                }
+            }
         }
-        for (column, rule) in derived.chunks_exact_mut(BLOCK_ROWS).zip(&self.derived) {
-            column[r] = self.derived_value(features, *rule);
+        for (feature, sets) in (0u32..).zip(sets_of) {
+            let FeaturePlan::Category { words } = plans[feature as usize] else {
+                continue;
+            };
+            let positions = 32 * (words as usize + 1);
+            if positions * sets.len().div_ceil(64) <= TABLE_POSITIONS_MAX {
+                fill.tables.push(self.set_table(feature, positions, &sets));
+            } else {
+                let probes = sets
+                    .iter()
+                    .map(|&(offset, column)| (feature, offset, column));
+                fill.probes.extend(probes);
+            }
+        }
+        fill
+    }
+
+    /// The table of `feature`'s `sets` (`(words offset, column)`) over its `positions`.
+    fn set_table(&self, feature: u32, positions: usize, sets: &[(u32, u32)]) -> SetTable {
+        let chunks = sets.len().div_ceil(64);
+        let mut masks = vec![0u64; positions * chunks];
+        for (i, &(offset, _)) in sets.iter().enumerate() {
+            for position in 0..positions {
+                if self.contains(offset, position) {
+                    masks[position * chunks + i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        SetTable {
+            feature,
+            columns: sets.iter().map(|&(_, column)| column).collect(),
+            masks,
+            chunks,
         }
     }
 
+    /// Whether the padded set at `words[offset..]` holds category `position` (which lies
+    /// inside the padded set: `encode_category`).
     #[inline(always)]
-    fn derived_value(&self, features: &[f64], rule: Derived) -> f64 {
-        match rule {
-            Derived::Negated { feature } => -features[feature as usize],
-            Derived::InSet { feature, offset } => {
-                let position = features[feature as usize].to_bits() as usize;
-                // A fast-encoded category position lies inside its padded set.
-                let word = self.words[offset as usize + (position >> 5)];
-                if (word >> (position & 31)) & 1 == 1 {
-                    0.0
-                } else {
-                    1.0
-                }
+    fn contains(&self, offset: u32, position: usize) -> bool {
+        let word = self.words[offset as usize + (position >> 5)];
+        (word >> (position & 31)) & 1 == 1
+    }
+
+    /// Stores row `r`'s fast-encoded `features` into a column-major block (slot `s` of row `r`
+    /// at `block[s * BLOCK_ROWS + r]`); `fill_derived` adds the derived slots.
+    #[inline]
+    pub(crate) fn store_features(&self, features: &[f64], block: &mut [f64], r: usize) {
+        assert!(r < BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.width);
+        let plain = &mut block[..BLOCK_ROWS * self.width];
+        for (column, &value) in plain.chunks_exact_mut(BLOCK_ROWS).zip(features) {
+            column[r] = value;
+        }
+    }
+
+    /// Computes the derived slots of the first `rows` rows of a column-major block whose
+    /// features `store_features` stored, one derived column at a time.
+    pub(crate) fn fill_derived(&self, block: &mut [f64], rows: usize) {
+        assert!(rows <= BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.row_stride());
+        let (plain, derived) = block.split_at_mut(BLOCK_ROWS * self.width);
+        let column = |feature: u32| &plain[feature as usize * BLOCK_ROWS..][..rows];
+        for &(feature, target) in &self.fill.negated {
+            let target = &mut derived[target as usize * BLOCK_ROWS..][..rows];
+            for (value, &source) in target.iter_mut().zip(column(feature)) {
+                *value = -source;
+            }
+        }
+        for table in &self.fill.tables {
+            fill_from_table(table, column(table.feature), derived);
+        }
+        for &(feature, offset, target) in &self.fill.probes {
+            let target = &mut derived[target as usize * BLOCK_ROWS..][..rows];
+            for (value, &position) in target.iter_mut().zip(column(feature)) {
+                *value = set_value(self.contains(offset, position.to_bits() as usize));
             }
         }
     }
@@ -290,6 +383,29 @@ impl PerfectForest {
         }
         std::array::from_fn(|j| unsafe { *values[j].add(k[j]) })
     }
+}
+
+/// The set slots of one table feature, for the block rows whose encoded positions are
+/// `positions`, into the derived `columns` (column-major, `BLOCK_ROWS` apart).
+fn fill_from_table(table: &SetTable, positions: &[f64], columns: &mut [f64]) {
+    for (chunk, targets) in table.columns.chunks(64).enumerate() {
+        let mut masks = [0u64; BLOCK_ROWS];
+        for (mask, position) in masks.iter_mut().zip(positions) {
+            *mask = table.masks[position.to_bits() as usize * table.chunks + chunk];
+        }
+        for (bit, &target) in targets.iter().enumerate() {
+            let target = &mut columns[target as usize * BLOCK_ROWS..][..positions.len()];
+            for (value, mask) in target.iter_mut().zip(&masks) {
+                *value = set_value((mask >> bit) & 1 == 1);
+            }
+        }
+    }
+}
+
+/// A set slot's value: `0.0` (first child) for a category in the set, else `1.0`.
+#[inline(always)]
+fn set_value(in_set: bool) -> f64 {
+    if in_set { 0.0 } else { 1.0 }
 }
 
 /// Keeps a lane's heap position in a general-purpose register, so LLVM cannot turn the lanes into
