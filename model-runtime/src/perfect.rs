@@ -9,7 +9,7 @@
 //! - a negated slot (`-v`, sign bit flipped) for every feature some mirrored split reads, so a
 //!   mirrored node just reads that slot (no flag, no xor in the step);
 //! - a set slot per distinct (feature, category set): `0.0` if the row's category is in the
-//!   set, else `1.0`; the node compares it with `0.5`.
+//!   set, else `2.0`; the node compares it with `0.5`.
 //!
 //! A tree of depth `d < D` is padded: a leaf above depth `D` becomes a subtree of dummy splits
 //! whose every leaf holds the same value, so whichever way a dummy goes the result is exact.
@@ -62,8 +62,11 @@ const LANES: usize = 8;
 /// categorical model 640-690 vs 740-790 ns/row, numeric 565-590 vs 710-875), where the extra
 /// lanes spill.
 const WIDE_LANES: usize = 8;
-/// Threshold of a set slot (`0.0` = in the set = first child, `1.0` = second).
+/// Threshold of a set slot (`0.0` = in the set = first child, `OUT_OF_SET` = second).
 const SET_THRESHOLD: f64 = 0.5;
+/// A set slot's value for a category outside the set: `2.0`, the float whose only set bit is
+/// bit 62, so `set_value_of_bit` is a shift.
+const OUT_OF_SET_BIT: u32 = 62;
 /// Widest table of one categorical feature's sets, in (encoded position, 64-set chunk)
 /// entries of 8 bytes; a wider feature probes each set's bitset instead.
 const TABLE_POSITIONS_MAX: usize = 4096;
@@ -285,19 +288,22 @@ impl PerfectForest {
     pub(crate) fn fill_derived(&self, block: &mut [f64], rows: usize) {
         assert!(rows <= BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.row_stride());
         let (plain, derived) = block.split_at_mut(BLOCK_ROWS * self.width);
-        let column = |feature: u32| &plain[feature as usize * BLOCK_ROWS..][..rows];
+        let plain = &*plain;
+        // Negation runs over whole columns (fixed length, fully unrolled); rows past `rows`
+        // get values nobody reads.
         for &(feature, target) in &self.fill.negated {
-            let target = &mut derived[target as usize * BLOCK_ROWS..][..rows];
-            for (value, &source) in target.iter_mut().zip(column(feature)) {
+            let source = column(plain, feature);
+            for (value, &source) in column_mut(derived, target).iter_mut().zip(source) {
                 *value = -source;
             }
         }
         for table in &self.fill.tables {
-            fill_from_table(table, column(table.feature), derived);
+            let positions = &column(plain, table.feature)[..rows];
+            fill_from_table(table, positions, derived);
         }
         for &(feature, offset, target) in &self.fill.probes {
-            let target = &mut derived[target as usize * BLOCK_ROWS..][..rows];
-            for (value, &position) in target.iter_mut().zip(column(feature)) {
+            let positions = &column(plain, feature)[..rows];
+            for (value, &position) in column_mut(derived, target).iter_mut().zip(positions) {
                 *value = set_value(self.contains(offset, position.to_bits() as usize));
             }
         }
@@ -328,10 +334,10 @@ impl PerfectForest {
         accumulate: Accumulate,
     ) {
         for tree in 0..self.trees {
-            let roots = [tree * self.stride; N];
+            let root = tree * self.stride;
             for (first, chunk) in sums.chunks_exact_mut(N).enumerate() {
-                let starts = std::array::from_fn(|j| offset + first * N + j);
-                let leaves = self.walk(roots, starts, features);
+                let starts: [usize; N] = std::array::from_fn(|j| offset + first * N + j);
+                let leaves = self.walk_one_tree(root, starts, features);
                 for (sum, leaf) in chunk.iter_mut().zip(leaves) {
                     *sum = accumulate.add(*sum, leaf);
                 }
@@ -354,6 +360,46 @@ impl PerfectForest {
                 }
             }
         }
+    }
+
+    /// Walks `N` rows (block rows `starts`) down the tree whose entries start at `root` and
+    /// returns their leaf values. Like `walk`, but the first step of every lane reads the same
+    /// root entry, so its slot and threshold are loaded once and no lane waits for them.
+    #[inline(always)]
+    fn walk_one_tree<const N: usize>(
+        &self,
+        root: usize,
+        starts: [usize; N],
+        features: &[f64],
+    ) -> [f64; N] {
+        if self.depth == 0 {
+            return self.walk([root; N], starts, features);
+        }
+        debug_assert!(root + self.stride <= self.values.len());
+        debug_assert!(starts.iter().all(|&s| s < BLOCK_ROWS));
+        // SAFETY: as in `walk`: `root` is a tree's first entry, heap positions stay below
+        // `stride` after at most `depth` steps, the root is a split entry (depth >= 1) whose
+        // slot is within the block, and each start is < BLOCK_ROWS.
+        let (values, slots) = unsafe {
+            (
+                self.values.as_ptr().add(root),
+                self.slots.as_ptr().add(root),
+            )
+        };
+        let rows = starts.map(|s| unsafe { features.as_ptr().add(s) });
+        let (slot, threshold) = unsafe { (*slots as usize, *values) };
+        #[allow(
+            clippy::neg_cmp_op_on_partial_ord,
+            reason = "NaN takes the second child"
+        )]
+        let mut k =
+            rows.map(|row| scalar(1 + usize::from(!(unsafe { *row.add(slot) } <= threshold))));
+        for _ in 1..self.depth {
+            for j in 0..N {
+                k[j] = scalar(unsafe { step(values, slots, rows[j], k[j]) });
+            }
+        }
+        std::array::from_fn(|j| unsafe { *values.add(k[j]) })
     }
 
     /// Walks 8 lanes `depth` steps (lane j: the tree whose entries start at `roots[j]`, block
@@ -389,23 +435,47 @@ impl PerfectForest {
 /// `positions`, into the derived `columns` (column-major, `BLOCK_ROWS` apart).
 fn fill_from_table(table: &SetTable, positions: &[f64], columns: &mut [f64]) {
     for (chunk, targets) in table.columns.chunks(64).enumerate() {
+        // Rows past `positions.len()` get mask 0: values nobody reads.
         let mut masks = [0u64; BLOCK_ROWS];
         for (mask, position) in masks.iter_mut().zip(positions) {
             *mask = table.masks[position.to_bits() as usize * table.chunks + chunk];
         }
         for (bit, &target) in targets.iter().enumerate() {
-            let target = &mut columns[target as usize * BLOCK_ROWS..][..positions.len()];
-            for (value, mask) in target.iter_mut().zip(&masks) {
-                *value = set_value((mask >> bit) & 1 == 1);
+            for (value, mask) in column_mut(columns, target).iter_mut().zip(&masks) {
+                *value = set_value_of_bit(mask >> bit);
             }
         }
     }
 }
 
-/// A set slot's value: `0.0` (first child) for a category in the set, else `1.0`.
+/// Column `index` (`BLOCK_ROWS` values) of a column-major block.
+#[inline(always)]
+fn column(block: &[f64], index: u32) -> &[f64; BLOCK_ROWS] {
+    let start = index as usize * BLOCK_ROWS;
+    block[start..start + BLOCK_ROWS]
+        .try_into()
+        .expect("a column is BLOCK_ROWS values")
+}
+
+/// Column `index` (`BLOCK_ROWS` values) of a column-major block, to write.
+#[inline(always)]
+fn column_mut(block: &mut [f64], index: u32) -> &mut [f64; BLOCK_ROWS] {
+    let start = index as usize * BLOCK_ROWS;
+    (&mut block[start..start + BLOCK_ROWS])
+        .try_into()
+        .expect("a column is BLOCK_ROWS values")
+}
+
+/// A set slot's value: `0.0` (first child) for a category in the set, else `2.0`.
 #[inline(always)]
 fn set_value(in_set: bool) -> f64 {
-    if in_set { 0.0 } else { 1.0 }
+    set_value_of_bit(u64::from(in_set))
+}
+
+/// `set_value` of bit 0 of `bits`, branch-free: shifts and masks that vectorise.
+#[inline(always)]
+fn set_value_of_bit(bits: u64) -> f64 {
+    f64::from_bits((!bits & 1) << OUT_OF_SET_BIT)
 }
 
 /// Keeps a lane's heap position in a general-purpose register, so LLVM cannot turn the lanes into
