@@ -24,7 +24,7 @@ use crate::perfect::PerfectForest;
 use crate::spec::{Accumulate, InputRule, ModelSpec, SpecNode, Test};
 
 /// Rows copied into the scratch block per pass.
-pub const BLOCK_ROWS: usize = 16;
+pub const BLOCK_ROWS: usize = 32;
 /// Independent walks in flight per step.
 const LANES_TARGET: usize = 16;
 /// Deepest tree accepted; every row takes `depth` steps in every tree.

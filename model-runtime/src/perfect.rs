@@ -67,9 +67,12 @@ const SET_THRESHOLD: f64 = 0.5;
 /// A set slot's value for a category outside the set: `2.0`, the float whose only set bit is
 /// bit 62, so `set_value_of_bit` is a shift.
 const OUT_OF_SET_BIT: u32 = 62;
+/// Rows per fixed-length loop of `fill_derived` (`BLOCK_ROWS` is a multiple of it).
+const FILL_ROWS: usize = 8;
+const _: () = assert!(BLOCK_ROWS.is_multiple_of(FILL_ROWS));
 /// Widest table of one categorical feature's sets, in (encoded position, 64-set chunk)
 /// entries of 8 bytes; a wider feature probes each set's bitset instead.
-const TABLE_POSITIONS_MAX: usize = 4096;
+const TABLE_ENTRIES_MAX: usize = 4096;
 
 /// One derived slot the row encoder fills.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +186,7 @@ impl PerfectForest {
         for slot in &mut forest.slots {
             *slot *= BLOCK_ROWS as u32;
         }
-        forest.fill = forest.plan_fill(&fast.plans);
+        forest.fill = forest.plan_fill(&fast.plans, TABLE_ENTRIES_MAX);
         forest.check_invariants();
         Some(forest)
     }
@@ -216,8 +219,9 @@ impl PerfectForest {
     }
 
     /// Groups the derived slots by kind; the sets of a categorical feature whose encoded
-    /// positions number at most `TABLE_POSITIONS_MAX` become one `SetTable`.
-    fn plan_fill(&self, plans: &[FeaturePlan]) -> DerivedFill {
+    /// table has at most `table_entries_max` entries (positions x 64-set chunks) become one
+    /// `SetTable`; the sets of wider features are probed one by one.
+    fn plan_fill(&self, plans: &[FeaturePlan], table_entries_max: usize) -> DerivedFill {
         let mut fill = DerivedFill::default();
         let mut sets_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.width];
         for (column, rule) in (0u32..).zip(&self.derived) {
@@ -233,7 +237,7 @@ impl PerfectForest {
                 continue;
             };
             let positions = 32 * (words as usize + 1);
-            if positions * sets.len().div_ceil(64) <= TABLE_POSITIONS_MAX {
+            if positions * sets.len().div_ceil(64) <= table_entries_max {
                 fill.tables.push(self.set_table(feature, positions, &sets));
             } else {
                 let probes = sets
@@ -289,21 +293,24 @@ impl PerfectForest {
         assert!(rows <= BLOCK_ROWS && block.len() >= BLOCK_ROWS * self.row_stride());
         let (plain, derived) = block.split_at_mut(BLOCK_ROWS * self.width);
         let plain = &*plain;
-        // Negation runs over whole columns (fixed length, fully unrolled); rows past `rows`
-        // get values nobody reads.
+        // Whole chunks of `FILL_ROWS` (fixed-length, vectorised loops) unless the block has
+        // fewer rows; the rows past `rows` get values nobody reads.
+        let padded = if rows < FILL_ROWS {
+            rows
+        } else {
+            rows.next_multiple_of(FILL_ROWS)
+        };
         for &(feature, target) in &self.fill.negated {
-            let source = column(plain, feature);
-            for (value, &source) in column_mut(derived, target).iter_mut().zip(source) {
-                *value = -source;
-            }
+            let source = column(plain, feature, padded);
+            fill_chunked(column_mut(derived, target, padded), source, |v| -v);
         }
         for table in &self.fill.tables {
-            let positions = &column(plain, table.feature)[..rows];
-            fill_from_table(table, positions, derived);
+            let positions = column(plain, table.feature, rows);
+            fill_from_table(table, positions, derived, padded);
         }
         for &(feature, offset, target) in &self.fill.probes {
-            let positions = &column(plain, feature)[..rows];
-            for (value, &position) in column_mut(derived, target).iter_mut().zip(positions) {
+            let positions = column(plain, feature, rows);
+            for (value, &position) in column_mut(derived, target, rows).iter_mut().zip(positions) {
                 *value = set_value(self.contains(offset, position.to_bits() as usize));
             }
         }
@@ -432,38 +439,49 @@ impl PerfectForest {
 }
 
 /// The set slots of one table feature, for the block rows whose encoded positions are
-/// `positions`, into the derived `columns` (column-major, `BLOCK_ROWS` apart).
-fn fill_from_table(table: &SetTable, positions: &[f64], columns: &mut [f64]) {
+/// `positions`, into the first `padded` rows of the derived `columns` (column-major).
+fn fill_from_table(table: &SetTable, positions: &[f64], columns: &mut [f64], padded: usize) {
     for (chunk, targets) in table.columns.chunks(64).enumerate() {
-        // Rows past `positions.len()` get mask 0: values nobody reads.
+        // Rows past `positions.len()` get mask 0.
         let mut masks = [0u64; BLOCK_ROWS];
         for (mask, position) in masks.iter_mut().zip(positions) {
             *mask = table.masks[position.to_bits() as usize * table.chunks + chunk];
         }
         for (bit, &target) in targets.iter().enumerate() {
-            for (value, mask) in column_mut(columns, target).iter_mut().zip(&masks) {
-                *value = set_value_of_bit(mask >> bit);
-            }
+            let target = column_mut(columns, target, padded);
+            fill_chunked(target, &masks[..padded], |mask| {
+                set_value_of_bit(mask >> bit)
+            });
         }
     }
 }
 
-/// Column `index` (`BLOCK_ROWS` values) of a column-major block.
+/// `target[i] = value(source[i])` (same lengths), `FILL_ROWS` at a time, then the rest.
 #[inline(always)]
-fn column(block: &[f64], index: u32) -> &[f64; BLOCK_ROWS] {
-    let start = index as usize * BLOCK_ROWS;
-    block[start..start + BLOCK_ROWS]
-        .try_into()
-        .expect("a column is BLOCK_ROWS values")
+fn fill_chunked<T: Copy>(target: &mut [f64], source: &[T], value: impl Fn(T) -> f64) {
+    let mut chunks = target.chunks_exact_mut(FILL_ROWS);
+    let mut sources = source.chunks_exact(FILL_ROWS);
+    for (values, sources) in (&mut chunks).zip(&mut sources) {
+        for (v, &s) in values.iter_mut().zip(sources) {
+            *v = value(s);
+        }
+    }
+    let rest = chunks.into_remainder().iter_mut().zip(sources.remainder());
+    for (v, &s) in rest {
+        *v = value(s);
+    }
 }
 
-/// Column `index` (`BLOCK_ROWS` values) of a column-major block, to write.
+/// The first `rows` values of column `index` of a column-major block.
 #[inline(always)]
-fn column_mut(block: &mut [f64], index: u32) -> &mut [f64; BLOCK_ROWS] {
-    let start = index as usize * BLOCK_ROWS;
-    (&mut block[start..start + BLOCK_ROWS])
-        .try_into()
-        .expect("a column is BLOCK_ROWS values")
+fn column(block: &[f64], index: u32, rows: usize) -> &[f64] {
+    &block[index as usize * BLOCK_ROWS..][..rows]
+}
+
+/// The first `rows` values of column `index` of a column-major block, to write.
+#[inline(always)]
+fn column_mut(block: &mut [f64], index: u32, rows: usize) -> &mut [f64] {
+    &mut block[index as usize * BLOCK_ROWS..][..rows]
 }
 
 /// A set slot's value: `0.0` (first child) for a category in the set, else `2.0`.
@@ -580,4 +598,94 @@ impl TreeBuilder<'_> {
 fn push(derived: &mut Vec<Derived>, width: u32, rule: Derived) -> u32 {
     derived.push(rule);
     width + derived.len() as u32 - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encoded positions of the test feature: 2 words per set plus the padding word.
+    const POSITIONS: usize = 96;
+
+    /// A tree-less forest over one categorical feature (2-word sets) with `sets` random sets
+    /// and a negated slot, its derived slots grouped with at most `table_entries_max` entries.
+    fn forest_with_sets(sets: usize, table_entries_max: usize) -> PerfectForest {
+        let mut forest = PerfectForest {
+            depth: 0,
+            stride: 1,
+            trees: 0,
+            values: Vec::new(),
+            slots: Vec::new(),
+            width: 1,
+            derived: vec![Derived::Negated { feature: 0 }],
+            words: vec![0],
+            fill: DerivedFill::default(),
+        };
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..sets {
+            let offset = forest.words.len() as u32;
+            for _ in 0..2 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                forest.words.push(state as u32);
+            }
+            forest.words.push(0);
+            forest.derived.push(Derived::InSet { feature: 0, offset });
+        }
+        let plans = [FeaturePlan::Category { words: 2 }];
+        forest.fill = forest.plan_fill(&plans, table_entries_max);
+        forest
+    }
+
+    /// Fills blocks of `rows` rows whose positions run through every position, and checks
+    /// every derived slot of every row against the set's own bits.
+    fn check_fill(forest: &PerfectForest, rows: usize) {
+        let mut block = vec![f64::NAN; BLOCK_ROWS * forest.row_stride()];
+        for first in (0..POSITIONS).step_by(rows) {
+            let positions: Vec<usize> = (first..first + rows).map(|p| p % POSITIONS).collect();
+            for (r, &position) in positions.iter().enumerate() {
+                let encoded = [f64::from_bits(position as u64)];
+                forest.store_features(&encoded, &mut block, r);
+            }
+            forest.fill_derived(&mut block, rows);
+            for (r, &position) in positions.iter().enumerate() {
+                let slot = |s: usize| block[s * BLOCK_ROWS + r].to_bits();
+                assert_eq!(slot(1), (-f64::from_bits(position as u64)).to_bits());
+                for (s, rule) in forest.derived.iter().enumerate().skip(1) {
+                    let Derived::InSet { offset, .. } = *rule else {
+                        unreachable!("one negated slot, first");
+                    };
+                    let expected: f64 = if forest.contains(offset, position) {
+                        0.0
+                    } else {
+                        2.0
+                    };
+                    assert_eq!(
+                        slot(1 + s),
+                        expected.to_bits(),
+                        "rows {rows} row {r} set {s}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_tables_and_probes_fill_the_sets_bits() {
+        for sets in [1, 63, 64, 65, 130] {
+            let tables = forest_with_sets(sets, TABLE_ENTRIES_MAX);
+            assert_eq!((tables.fill.tables.len(), tables.fill.probes.len()), (1, 0));
+            assert_eq!(tables.fill.tables[0].chunks, sets.div_ceil(64));
+            let probes = forest_with_sets(sets, 0);
+            assert_eq!(
+                (probes.fill.tables.len(), probes.fill.probes.len()),
+                (0, sets)
+            );
+            for rows in [1, FILL_ROWS - 1, FILL_ROWS + 3, BLOCK_ROWS] {
+                check_fill(&tables, rows);
+                check_fill(&probes, rows);
+            }
+        }
+    }
 }
