@@ -24,8 +24,17 @@
 //! rows of a chunk are one base pointer plus constant offsets: the step compiles to six
 //! instructions (three loads, `ucomisd`, `setb`, `lea`) with every lane in a register.
 //!
-//! Scoring interleaves independent walks to hide load latency: tree by tree, 16 rows of the
-//! block at a time (then 8); the last `rows % 8` rows of a block walk 8 trees at a time each.
+//! The block loader stores each row's fast-encoded features (`store_features`), then
+//! `fill_derived` computes the derived slots a column at a time over the block's rows,
+//! grouped by kind so no value dispatches on a rule: negated columns; for a categorical
+//! feature with a small domain (`TABLE_ENTRIES_MAX`), one load per row from a table
+//! position -> bitmask of the feature's sets holding it (64 sets per word), then each set
+//! column is a bit extract (`2.0` out of the set is the float with only bit 62 set, so the
+//! extract is shifts and a mask that vectorise); a wider domain probes each set's bitset.
+//!
+//! Scoring interleaves independent walks to hide load latency: tree by tree, 8 rows of the
+//! block at a time (all reading the root's slot and threshold, loaded once); the last
+//! `rows % 8` rows of a block walk 8 trees at a time each.
 //! Leaf values are added per row in tree order, so sums are bit-identical to a tree-by-tree
 //! loop.
 //!
@@ -40,7 +49,18 @@
 //! pointers ~700 / ~590; column-major block ~650 / ~550;
 //! 16-row chunks ~600 / ~525 (and ~10 % at large batches). The criteo depth-7 fixture (padding
 //! 5.1x its real nodes) went from ~2100 to ~800, hence `PAD_FACTOR_MAX` = 8. A 32-row block
-//! measured no better than 16 (the block then outgrows L1).
+//! measured no better than 16 there (the block then outgrows L1).
+//!
+//! Measured on the shared 2-core Intel Xeon VM (Ice Lake class, 2026-11-29, same session,
+//! best of 11 passes, ~+-10 % noise), ns per row at batch 100, categorical / numeric model:
+//! before this encoding ~600 / ~510, with the row encoder at ~20 % of the categorical
+//! model's samples (one `match` and bitset probe per derived slot and row); per-feature
+//! set tables, column-wise fill: ~515-550; fixed 8-row fill chunks and the `2.0`
+//! out-of-set value: ~515; a 32-row block: ~475 / ~455 (64 rows: no better at batch 100,
+//! and batch 1 ~35 % slower as each block fills more rows); the fill now takes ~13 %.
+//! Sharing the root load across a chunk's lanes measured within noise (~0-4 %).
+//! With `-C target-cpu=native` LLVM loaded a walk's 8 leaves with one `vgatherqpd` (~12 % of
+//! the kernel's samples): `scalar_leaf` keeps them scalar loads.
 
 use std::collections::HashMap;
 
@@ -406,7 +426,7 @@ impl PerfectForest {
                 k[j] = scalar(unsafe { step(values, slots, rows[j], k[j]) });
             }
         }
-        std::array::from_fn(|j| unsafe { *values.add(k[j]) })
+        std::array::from_fn(|j| scalar_leaf(unsafe { *values.add(k[j]) }))
     }
 
     /// Walks 8 lanes `depth` steps (lane j: the tree whose entries start at `roots[j]`, block
@@ -434,7 +454,7 @@ impl PerfectForest {
                 k[j] = scalar(unsafe { step(values[j], slots[j], rows[j], k[j]) });
             }
         }
-        std::array::from_fn(|j| unsafe { *values[j].add(k[j]) })
+        std::array::from_fn(|j| scalar_leaf(unsafe { *values[j].add(k[j]) }))
     }
 }
 
@@ -509,6 +529,24 @@ fn scalar(mut k: usize) -> usize {
         std::arch::asm!("/* {0} */", inout(reg) k, options(pure, nomem, nostack, preserves_flags));
     }
     k
+}
+
+/// Keeps a lane's leaf value a scalar load, for the reason `scalar` gives: without it LLVM
+/// loads the `N` leaves of a walk with one `vgatherqpd` under `-C target-cpu=native`, which
+/// took ~12 % of the kernel's samples on the Intel VM.
+#[inline(always)]
+fn scalar_leaf(mut leaf: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: an empty template: no instruction, no memory access, no stack use.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(xmm_reg) leaf, options(pure, nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(vreg) leaf, options(pure, nomem, nostack, preserves_flags));
+    }
+    leaf
 }
 
 /// One step from heap position `k`: `2k + 1` if `row[slot[k]] <= value[k]`, else `2k + 2`
