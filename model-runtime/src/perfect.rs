@@ -33,8 +33,7 @@
 //! extract is shifts and a mask that vectorise); a wider domain probes each set's bitset.
 //!
 //! Scoring interleaves independent walks to hide load latency: tree by tree, 8 rows of the
-//! block at a time (all reading the root's slot and threshold, loaded once); the last
-//! `rows % 8` rows of a block walk 8 trees at a time each.
+//! block at a time; the last `rows % 8` rows of a block walk 8 trees at a time each.
 //! Leaf values are added per row in tree order, so sums are bit-identical to a tree-by-tree
 //! loop.
 //!
@@ -58,7 +57,8 @@
 //! set tables, column-wise fill: ~515-550; fixed 8-row fill chunks and the `2.0`
 //! out-of-set value: ~515; a 32-row block: ~475 / ~455 (64 rows: no better at batch 100,
 //! and batch 1 ~35 % slower as each block fills more rows); the fill now takes ~13 %.
-//! Sharing the root load across a chunk's lanes measured within noise (~0-4 %).
+//! Loading the root's slot and threshold once for a chunk's 8 lanes (all start there)
+//! measured within noise (0-4 %) and was not kept.
 //! With `-C target-cpu=native` LLVM loaded a walk's 8 leaves with one `vgatherqpd` (~12 % of
 //! the kernel's samples): `scalar_leaf` keeps them scalar loads.
 
@@ -364,7 +364,7 @@ impl PerfectForest {
             let root = tree * self.stride;
             for (first, chunk) in sums.chunks_exact_mut(N).enumerate() {
                 let starts: [usize; N] = std::array::from_fn(|j| offset + first * N + j);
-                let leaves = self.walk_one_tree(root, starts, features);
+                let leaves = self.walk([root; N], starts, features);
                 for (sum, leaf) in chunk.iter_mut().zip(leaves) {
                     *sum = accumulate.add(*sum, leaf);
                 }
@@ -387,46 +387,6 @@ impl PerfectForest {
                 }
             }
         }
-    }
-
-    /// Walks `N` rows (block rows `starts`) down the tree whose entries start at `root` and
-    /// returns their leaf values. Like `walk`, but the first step of every lane reads the same
-    /// root entry, so its slot and threshold are loaded once and no lane waits for them.
-    #[inline(always)]
-    fn walk_one_tree<const N: usize>(
-        &self,
-        root: usize,
-        starts: [usize; N],
-        features: &[f64],
-    ) -> [f64; N] {
-        if self.depth == 0 {
-            return self.walk([root; N], starts, features);
-        }
-        debug_assert!(root + self.stride <= self.values.len());
-        debug_assert!(starts.iter().all(|&s| s < BLOCK_ROWS));
-        // SAFETY: as in `walk`: `root` is a tree's first entry, heap positions stay below
-        // `stride` after at most `depth` steps, the root is a split entry (depth >= 1) whose
-        // slot is within the block, and each start is < BLOCK_ROWS.
-        let (values, slots) = unsafe {
-            (
-                self.values.as_ptr().add(root),
-                self.slots.as_ptr().add(root),
-            )
-        };
-        let rows = starts.map(|s| unsafe { features.as_ptr().add(s) });
-        let (slot, threshold) = unsafe { (*slots as usize, *values) };
-        #[allow(
-            clippy::neg_cmp_op_on_partial_ord,
-            reason = "NaN takes the second child"
-        )]
-        let mut k =
-            rows.map(|row| scalar(1 + usize::from(!(unsafe { *row.add(slot) } <= threshold))));
-        for _ in 1..self.depth {
-            for j in 0..N {
-                k[j] = scalar(unsafe { step(values, slots, rows[j], k[j]) });
-            }
-        }
-        std::array::from_fn(|j| scalar_leaf(unsafe { *values.add(k[j]) }))
     }
 
     /// Walks 8 lanes `depth` steps (lane j: the tree whose entries start at `roots[j]`, block
