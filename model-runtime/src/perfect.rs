@@ -55,8 +55,13 @@
 //! before this encoding ~600 / ~510, with the row encoder at ~20 % of the categorical
 //! model's samples (one `match` and bitset probe per derived slot and row); per-feature
 //! set tables, column-wise fill: ~515-550; fixed 8-row fill chunks and the `2.0`
-//! out-of-set value: ~515; a 32-row block: ~475 / ~455 (64 rows: no better at batch 100,
-//! and batch 1 ~35 % slower as each block fills more rows); the fill now takes ~13 %.
+//! out-of-set value: ~515; a 32-row block: ~475-505 / ~455-470 (64 rows: no better at
+//! batch 100, and batch 1 ~35 % slower as each block fills more rows); the fill now takes
+//! ~9-13 % of the samples. lleaves in the same runs: 553-594 / 555-1007; batch 1 went from
+//! ~950-1010 to ~1000-1040 (the per-block fill has a fixed cost per derived column).
+//! A `-C target-cpu=native` build ran ~10-15 % slower than the plain one both before
+//! (~685-705 / ~615-640) and after (~500-555 / ~490-557); its cause was not found (the
+//! walk's loop is the same code).
 //! Loading the root's slot and threshold once for a chunk's 8 lanes (all start there)
 //! measured within noise (0-4 %) and was not kept.
 //! With `-C target-cpu=native` LLVM loaded a walk's 8 leaves with one `vgatherqpd` (~12 % of
