@@ -172,8 +172,8 @@ fn fixture_models_use_the_perfect_kernel() {
     }
 }
 
-/// Every batch size gives the same scores as one row at a time (16- and 8-row chunks, tails,
-/// several blocks).
+/// Every batch size gives the same scores as one row at a time (8-row chunks, tails, one and
+/// several blocks of `BLOCK_ROWS`).
 #[test]
 fn batch_sizes_agree_with_single_rows() {
     let model = Model::load(fixture("avazu_lgb.txt")).expect("model");
@@ -186,7 +186,7 @@ fn batch_sizes_agree_with_single_rows() {
             .predict_raw_batch(row, width, &mut scratch, out)
             .expect("one row");
     }
-    for batch in [2, 7, 8, 9, 15, 16, 17, 24, 31, 100] {
+    for batch in [2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 64, 65, 100] {
         let mut scores = vec![0.0; count];
         for (chunk, out) in rows.chunks(batch * width).zip(scores.chunks_mut(batch)) {
             model
