@@ -397,7 +397,7 @@ impl SubLedger {
     }
 
     /// Spend records ready for the ledger writer.
-    pub fn journal(&mut self) -> std::vec::Drain<'_, crate::budget::LedgerRecord> {
+    pub fn journal(&mut self) -> impl ExactSizeIterator<Item = crate::budget::LedgerRecord> + '_ {
         self.core.journal()
     }
 
