@@ -322,7 +322,7 @@ impl SubLedger {
 
     /// Check-and-deduct for one impression of `campaign` at `cost` micros. `now_ms` is the
     /// request's wall clock ([`now_ms`], read once per request, not per charge).
-    #[inline]
+    #[inline(always)]
     pub fn try_charge(
         &mut self,
         now_ms: i64,

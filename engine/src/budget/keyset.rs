@@ -24,8 +24,13 @@
 //! most `3 * half / 7` of them carry a live overflow tag (keys of the last three generations), so
 //! a probe always ends.
 //!
-//! Slot value 0 with a dead tag is the initial state; the key 0 is kept in a per-generation
-//! stamp instead of the table.
+//! A fresh table holds key 0 with tag 0 in every slot, dead at the first epoch (2); the key 0
+//! itself is stored like any other key.
+//!
+//! Fast path ([`KeySet::lookup`]): the seven keys compared with the key (no hit), the tags'
+//! liveness as an 8-bit mask (SSE2 byte compares on x86_64), and one compare of that mask: a free
+//! slot and no live overflow mark. Anything else (a hit, live or dead; a full bucket; a live
+//! overflow mark) takes the general probe.
 //!
 //! Home bucket: the high bits of `key * mult` scaled to the bucket count (`(key * mult) * n >>
 //! 64`, a multiply instead of a division) with `mult` an odd multiplier drawn once per process, so
@@ -43,10 +48,10 @@ use std::sync::OnceLock;
 const SLOTS: usize = 7;
 /// Index of the overflow tag among the tag bytes.
 const OVERFLOW: usize = 7;
-/// Bit 7 of each slot tag byte (bytes 0..7).
-const SLOT_BITS: u64 = 0x0080_8080_8080_8080;
-/// Bit 7 of the overflow tag byte.
-const OVERFLOW_BIT: u64 = 0x8000_0000_0000_0000;
+/// Slot bits of a liveness mask ([`Bucket::live`]): bit `j` for slot `j`.
+const SLOT_BITS: u32 = 0x7f;
+/// The overflow tag's bit of a liveness mask.
+const OVERFLOW_BIT: u32 = 0x80;
 /// 1 in every byte (times a byte: that byte broadcast).
 const ONES: u64 = 0x0101_0101_0101_0101;
 /// Each rotation normalises `ceil(buckets / SWEEP_EPOCHS)` buckets: every bucket at least once in
@@ -70,21 +75,63 @@ fn zero_bytes(x: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
+/// Bit 7 of each byte of `tags` equal to the same byte of `cur` or `prev` (each a tag
+/// broadcast to 8 bytes).
+#[inline(always)]
+fn live_bytes(tags: u64, cur: u64, prev: u64) -> u64 {
+    zero_bytes(tags ^ cur) | zero_bytes(tags ^ prev)
+}
+
+/// Bit `j` set for each tag byte `j` equal to its byte in `cur` or `prev`: SSE2 byte compares
+/// (the x86_64 baseline: no target feature needed).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn live_mask(tags: u64, cur: u64, prev: u64) -> u32 {
+    use core::arch::x86_64::{_mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_or_si128};
+    // SAFETY: register-only SSE2 intrinsics (no memory access), and this build enables SSE2
+    // (the cfg above; every x86_64 CPU has it).
+    let eq = unsafe {
+        let t = _mm_cvtsi64_si128(tags as i64);
+        _mm_or_si128(
+            _mm_cmpeq_epi8(t, _mm_cvtsi64_si128(cur as i64)),
+            _mm_cmpeq_epi8(t, _mm_cvtsi64_si128(prev as i64)),
+        )
+    };
+    // Bytes 8..16 are zero on all sides (equal): only the low 8 bits count.
+    // SAFETY: as above.
+    (unsafe { _mm_movemask_epi8(eq) }) as u32 & 0xff
+}
+
+/// [`live_mask`] elsewhere.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn live_mask(tags: u64, cur: u64, prev: u64) -> u32 {
+    live_mask_swar(tags, cur, prev)
+}
+
+/// [`live_mask`] without SIMD: the SWAR bytes gathered into 8 bits by one multiply.
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn live_mask_swar(tags: u64, cur: u64, prev: u64) -> u32 {
+    (((live_bytes(tags, cur, prev) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) & 0xff) as u32
+}
+
 impl Bucket {
-    /// Bit 7 of each tag byte equal to a byte of `cur` or `prev` (each a tag broadcast): the
-    /// live slots, and the overflow tag if live.
+    /// Bit `j` for each live slot `j`, [`OVERFLOW_BIT`] if the overflow mark is live.
     #[inline(always)]
-    fn live(&self, cur: u64, prev: u64) -> u64 {
-        let t = u64::from_le_bytes(self.tags);
-        zero_bytes(t ^ cur) | zero_bytes(t ^ prev)
+    fn live(&self, cur: u64, prev: u64) -> u32 {
+        live_mask(u64::from_le_bytes(self.tags), cur, prev)
     }
 
-    /// Bit 7 of the tag byte of each slot holding `key` (seven compares, no branch).
+    /// Slots holding `key`, live or not (bit `j` for slot `j`).
     #[inline(always)]
-    fn matches(&self, key: u64) -> u64 {
+    fn matches(&self, key: u64) -> u32 {
         let mut m = 0;
         for (j, &k) in self.keys.iter().enumerate() {
-            m |= u64::from(k == key) << (8 * j + 7);
+            m |= u32::from(k == key) << j;
         }
         m
     }
@@ -92,8 +139,8 @@ impl Bucket {
 
 /// The first set slot bit of `bits` (a slot mask as from [`Bucket::live`]) as a slot index.
 #[inline(always)]
-fn first_slot(bits: u64) -> usize {
-    bits.trailing_zeros() as usize / 8
+fn first_slot(bits: u32) -> usize {
+    bits.trailing_zeros() as usize
 }
 
 /// Where [`KeySet::lookup`] found room for the key in the current generation: `bucket * 8 +
@@ -103,8 +150,6 @@ pub struct Slot(usize);
 
 /// The slot is past the home bucket: the insert marks the buckets it passed.
 const PROBED: usize = 1 << (usize::BITS - 1);
-/// Marks "the key is 0: goes to the current generation's stamp".
-const ZERO_SLOT: usize = usize::MAX;
 
 /// The per-process multiplier of the home-bucket hash (odd, from the OS-seeded `RandomState`).
 fn process_multiplier() -> u64 {
@@ -131,8 +176,6 @@ pub struct KeySet {
     prev_tags: u64,
     cur_len: usize,
     half: usize,
-    /// Epoch in which key 0 was inserted, by epoch parity (0: never).
-    zero: [u64; 2],
     /// Next bucket the rotation's sweep normalises.
     sweep: usize,
 }
@@ -164,7 +207,6 @@ impl KeySet {
             prev_tags: 0,
             cur_len: 0,
             half,
-            zero: [0; 2],
             sweep: 0,
         };
         s.set_tags();
@@ -202,42 +244,28 @@ impl KeySet {
 
     /// `Err(())` if `key` is remembered; else where it goes in the current generation (valid
     /// until the set changes; pass it to [`KeySet::insert_at`]). The usual case reads the home
-    /// line only: no live copy there, a free slot, and no live overflow mark.
+    /// line only: the key not there (live or dead), a free slot, and no live overflow mark.
     #[inline(always)]
     #[allow(clippy::result_unit_err)]
     pub fn lookup(&self, key: u64) -> Result<Slot, ()> {
         let i = self.home(key);
-        if key != 0
-            && let Some(b) = self.buckets.get(i)
+        if let Some(b) = self.buckets.get(i)
+            && !b.keys.contains(&key)
         {
             let live = b.live(self.cur_tags, self.prev_tags);
-            if b.matches(key) & live != 0 {
-                return Err(());
-            }
-            let free = !live & SLOT_BITS;
-            if free != 0 && live & OVERFLOW_BIT == 0 {
-                return Ok(Slot(i * 8 + first_slot(free)));
+            // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
+            if live < SLOT_BITS {
+                return Ok(Slot(i * 8 + first_slot(!live)));
             }
         }
         self.lookup_slow(key)
     }
 
-    /// Whether key 0 is remembered by the generation of epoch `e`.
-    fn zero_in(&self, e: u64) -> bool {
-        self.zero[(e & 1) as usize] == e
-    }
-
-    /// [`KeySet::lookup`] in general: key 0, a full home bucket, a live overflow mark.
+    /// [`KeySet::lookup`] in general: a copy of the key in the home bucket, a full home bucket,
+    /// a live overflow mark.
     #[cold]
     #[inline(never)]
     fn lookup_slow(&self, key: u64) -> Result<Slot, ()> {
-        if key == 0 {
-            return if self.zero_in(self.epoch) || self.zero_in(self.epoch - 1) {
-                Err(())
-            } else {
-                Ok(Slot(ZERO_SLOT))
-            };
-        }
         match self.probe(key, false) {
             Some(_) => Err(()),
             None => Ok(self.room(key)),
@@ -254,7 +282,7 @@ impl KeySet {
             let live = b.live(self.cur_tags, self.prev_tags);
             let mut holds = b.matches(key) & live;
             if current_only {
-                holds &= zero_bytes(u64::from_le_bytes(b.tags) ^ self.cur_tags);
+                holds &= b.live(self.cur_tags, self.cur_tags);
             }
             if holds != 0 {
                 return Some(());
@@ -283,11 +311,10 @@ impl KeySet {
 
     /// Remembers `key`, which [`KeySet::lookup`] just answered `Ok(slot)` for (nothing changed
     /// the set in between).
-    #[inline]
+    #[inline(always)]
     pub fn insert_at(&mut self, key: u64, slot: Slot) {
         if self.cur_len >= self.half {
-            self.rotate();
-            self.insert(key);
+            self.rotate_and_insert(key);
             return;
         }
         self.cur_len += 1;
@@ -299,23 +326,26 @@ impl KeySet {
         let b = &mut self.buckets[slot.0 / 8];
         let j = slot.0 % 8;
         debug_assert!(
-            b.live(self.cur_tags, self.prev_tags) & (0x80 << (8 * j)) == 0,
+            b.live(self.cur_tags, self.prev_tags) & (1 << j) == 0,
             "insert_at a live slot"
         );
         b.keys[j] = key;
         b.tags[j] = e;
     }
 
-    /// Stores `key` at a slot past its home bucket (or key 0 in its stamp), marking every bucket
-    /// passed with this epoch's overflow tag.
+    /// [`KeySet::insert_at`] when the current generation is full.
+    #[cold]
+    #[inline(never)]
+    fn rotate_and_insert(&mut self, key: u64) {
+        self.rotate();
+        self.insert(key);
+    }
+
+    /// Stores `key` at a slot past its home bucket, marking every bucket passed with this
+    /// epoch's overflow tag.
     #[cold]
     #[inline(never)]
     fn put_probed(&mut self, key: u64, slot: Slot) {
-        if slot.0 == ZERO_SLOT {
-            debug_assert_eq!(key, 0);
-            self.zero[(self.epoch & 1) as usize] = self.epoch;
-            return;
-        }
         let at = slot.0 & !PROBED;
         let e = self.epoch as u8;
         let mut i = self.home(key);
@@ -333,13 +363,6 @@ impl KeySet {
     pub fn insert(&mut self, key: u64) {
         if self.cur_len >= self.half {
             self.rotate();
-        }
-        if key == 0 {
-            if !self.zero_in(self.epoch) {
-                self.zero[(self.epoch & 1) as usize] = self.epoch;
-                self.cur_len += 1;
-            }
-            return;
         }
         // Only a copy in the current generation counts: one held by the older generation alone
         // is added again (it then lives as long as the current generation).
@@ -360,25 +383,23 @@ impl KeySet {
         let dead = ONES * u64::from((self.epoch as u8).wrapping_sub(2));
         for _ in 0..self.n.div_ceil(SWEEP_EPOCHS) {
             let b = &mut self.buckets[self.sweep];
-            let keep = (b.live(self.cur_tags, self.prev_tags) >> 7) * 0xff;
             let t = u64::from_le_bytes(b.tags);
+            let keep = (live_bytes(t, self.cur_tags, self.prev_tags) >> 7) * 0xff;
             b.tags = ((t & keep) | (dead & !keep)).to_le_bytes();
             self.sweep = self.next(self.sweep);
         }
     }
 
-    /// Keys of the generation whose tag is the low byte of `e` (key 0 first).
+    /// Keys of the generation whose tag is the low byte of `e`.
     fn generation(&self, e: u64) -> impl Iterator<Item = u64> + '_ {
         let tag = e as u8;
-        let zero = self.zero_in(e).then_some(0u64);
-        zero.into_iter()
-            .chain(self.buckets.iter().flat_map(move |b| {
-                b.keys
-                    .iter()
-                    .zip(&b.tags)
-                    .filter(move |&(_, &t)| t == tag)
-                    .map(|(&k, _)| k)
-            }))
+        self.buckets.iter().flat_map(move |b| {
+            b.keys
+                .iter()
+                .zip(&b.tags)
+                .filter(move |&(_, &t)| t == tag)
+                .map(|(&k, _)| k)
+        })
     }
 
     /// Whether `key` is in the older generation and not the current one (checks, simulation;
@@ -505,7 +526,7 @@ mod tests {
                         "max {max} step {step} key {key}"
                     );
                 }
-                if (r >> 56) % 8 == 0 {
+                if (r >> 56).is_multiple_of(8) {
                     // The general insert (recovery): refreshes a key the older generation holds.
                     s.insert(key);
                     m.insert(key);
@@ -523,6 +544,41 @@ mod tests {
                     assert_eq!(a, b);
                 }
             }
+        }
+    }
+
+    /// The SIMD and the portable liveness masks agree (tags equal to either epoch byte, and
+    /// bytes differing from them in one bit, the case a carry-prone SWAR would get wrong).
+    #[test]
+    fn liveness_masks_agree() {
+        let mut rng = 11u64;
+        for _ in 0..200_000 {
+            let r = splitmix(&mut rng);
+            let e = (r >> 56) as u8;
+            let (cur, prev) = (ONES * u64::from(e), ONES * u64::from(e.wrapping_sub(1)));
+            let mut tags = [0u8; 8];
+            for (j, t) in tags.iter_mut().enumerate() {
+                let pick = (r >> (3 * j)) & 7;
+                *t = match pick {
+                    0 | 1 => e,
+                    2 | 3 => e.wrapping_sub(1),
+                    4 => e ^ (1 << ((r >> 40) as u32 % 8)),
+                    5 => e.wrapping_sub(2),
+                    _ => (splitmix(&mut rng) >> 8) as u8,
+                };
+            }
+            let t = u64::from_le_bytes(tags);
+            let want = tags
+                .iter()
+                .enumerate()
+                .map(|(j, &b)| u32::from(b == e || b == e.wrapping_sub(1)) << j)
+                .sum::<u32>();
+            assert_eq!(live_mask(t, cur, prev), want, "tags {tags:?} epoch {e}");
+            assert_eq!(
+                live_mask_swar(t, cur, prev),
+                want,
+                "tags {tags:?} epoch {e}"
+            );
         }
     }
 

@@ -354,8 +354,8 @@ impl SubLedger {
     }
 
     /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
-    /// lot covers it.
-    #[inline]
+    /// lot covers it. Inlined into the auction's call; everything rare is out of line.
+    #[inline(always)]
     pub fn try_charge(
         &mut self,
         now_ms: i64,
@@ -456,12 +456,18 @@ impl SubLedger {
         }
     }
 
+    #[inline]
     fn want_refill(&mut self, campaign: usize) {
-        let line = &mut self.lines[campaign];
-        if !line.queued {
-            line.queued = true;
-            self.wanted.push(campaign as u32);
+        if !self.lines[campaign].queued {
+            self.queue_refill(campaign);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn queue_refill(&mut self, campaign: usize) {
+        self.lines[campaign].queued = true;
+        self.wanted.push(campaign as u32);
     }
 
     /// Moves the campaign's line to the period containing `now_ms`, returning the old lot.
