@@ -322,7 +322,7 @@ impl SubLedger {
 
     /// Check-and-deduct for one impression of `campaign` at `cost` micros. `now_ms` is the
     /// request's wall clock ([`now_ms`], read once per request, not per charge).
-    #[inline]
+    #[inline(always)]
     pub fn try_charge(
         &mut self,
         now_ms: i64,
@@ -397,7 +397,7 @@ impl SubLedger {
     }
 
     /// Spend records ready for the ledger writer.
-    pub fn journal(&mut self) -> std::vec::Drain<'_, crate::budget::LedgerRecord> {
+    pub fn journal(&mut self) -> impl ExactSizeIterator<Item = crate::budget::LedgerRecord> + '_ {
         self.core.journal()
     }
 

@@ -2,12 +2,35 @@
 //! open-addressing table of cache lines, so a charge's lookup touches one 64-byte line (and can be
 //! prefetched long before the charge: [`KeySet::prefetch`]).
 //!
-//! Layout: `buckets` is a vector of 64-byte-aligned buckets of 8 `u64` slots; slots 0..4
-//! hold generation A, slots 4..8 generation B, so a key's two generations sit side by side in the
-//! line of its home bucket. Which half is current flips at each rotation. Each half is its own
-//! linear-probing table (a full half continues in the next bucket's same half); nothing is
-//! deleted except by a rotation, which clears the older half whole. Slot value 0 means empty: the
-//! key 0 is kept in a flag per generation instead.
+//! Layout: `buckets` is a vector of 64-byte-aligned buckets: 7 `u64` key slots and 8 tag bytes.
+//! Tag byte `j < 7` is the generation (the low 8 bits of the epoch counter) that wrote slot `j`;
+//! tag byte 7 is the latest generation in which an insert found this bucket full and went on to
+//! the next one (linear probing). A slot is live while its tag is the current epoch or the one
+//! before; both generations share the 7 slots of a line, and a slot whose tag is older is free
+//! to reuse at once.
+//!
+//! Rotation (every `half` inserts) only increments the epoch: the older generation is forgotten
+//! because its tags stop being live, with no pass over the table. Tags are 8 bits, so a tag left
+//! untouched for 254 epochs would read as live again: each rotation also normalises the next
+//! `ceil(buckets / 64)` buckets (a sweeping cursor), rewriting every dead tag to `epoch - 2`, so
+//! every bucket is visited at least once every 64 epochs and no dead tag lives long enough to
+//! come back.
+//!
+//! Probing: a key lives in its home bucket or, if that was full when it was inserted, further
+//! along; every bucket it passed got the overflow tag of that epoch. A lookup goes on to the next
+//! bucket only while the overflow tag is live (a key of a live generation may have passed), so
+//! it usually reads the home line only. Overflow tags are only ever raised to the current epoch,
+//! so a live key's path stays marked as long as the key is live. Marked buckets were full: at
+//! most `3 * half / 7` of them carry a live overflow tag (keys of the last three generations), so
+//! a probe always ends.
+//!
+//! A fresh table holds key 0 with tag 0 in every slot, dead at the first epoch (2); the key 0
+//! itself is stored like any other key.
+//!
+//! Fast path ([`KeySet::lookup`]): the seven keys compared with the key (no hit), the tags'
+//! liveness as an 8-bit mask (SSE2 byte compares on x86_64), and one compare of that mask: a free
+//! slot and no live overflow mark. Anything else (a hit, live or dead; a full bucket; a live
+//! overflow mark) takes the general probe.
 //!
 //! Home bucket: the high bits of `key * mult` scaled to the bucket count (`(key * mult) * n >>
 //! 64`, a multiply instead of a division) with `mult` an odd multiplier drawn once per process, so
@@ -15,42 +38,118 @@
 //! pile into one bucket run. Placement never changes an answer, only where a key is stored, so
 //! the state machine stays deterministic.
 //!
-//! Each half holds at most `half` keys in `4 * buckets >= 3 * half` slots (load <= 1/3), so a
-//! probe always ends. Guarantee (as before): a key is remembered until two rotations later, i.e.
-//! at least `half` further inserts; the set holds at most `2 * half` keys.
+//! Sizing: `ceil(3 * half / 4)` buckets (7 slots each) for at most `2 * half` live keys, at most
+//! 38 % full. Guarantee (as before): a key is remembered until two rotations later, i.e. at least
+//! `half` further inserts; the set holds at most `2 * half` keys.
 
 use std::sync::OnceLock;
 
-/// One cache line: generation A in slots 0..4, generation B in slots 4..8.
+/// Key slots per bucket.
+const SLOTS: usize = 7;
+/// Index of the overflow tag among the tag bytes.
+const OVERFLOW: usize = 7;
+/// Slot bits of a liveness mask ([`Bucket::live`]): bit `j` for slot `j`.
+const SLOT_BITS: u32 = 0x7f;
+/// The overflow tag's bit of a liveness mask.
+const OVERFLOW_BIT: u32 = 0x80;
+/// 1 in every byte (times a byte: that byte broadcast).
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// Each rotation normalises `ceil(buckets / SWEEP_EPOCHS)` buckets: every bucket at least once in
+/// this many epochs (must stay well below the 254 epochs after which an 8-bit tag reads live).
+const SWEEP_EPOCHS: usize = 64;
+
+/// One cache line: 7 key slots, their generation tags and the overflow tag.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
-struct Bucket([u64; 8]);
-
-/// Whether a bucket line holds `key` in either half (eight compares, no early exit: one branch).
-#[inline(always)]
-fn holds(s: &[u64; 8], key: u64) -> bool {
-    s.iter().fold(false, |hit, &k| hit | (k == key))
+struct Bucket {
+    keys: [u64; SLOTS],
+    /// Bytes 0..7: epoch (low 8 bits) that wrote each slot; byte 7: the latest epoch in which an
+    /// insert passed this bucket full.
+    tags: [u8; 8],
 }
 
-/// Used slots of the half starting at `half` (halves fill left to right, so this is also the
-/// first free slot).
+/// Bit 7 of each byte of `x` that is zero (exact: no carry between bytes).
 #[inline(always)]
-fn used(s: &[u64; 8], half: usize) -> usize {
-    s[half..half + HALF_SLOTS]
-        .iter()
-        .map(|&k| (k != 0) as usize)
-        .sum()
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-/// Slots per generation in a bucket.
-const HALF_SLOTS: usize = 4;
+/// Bit 7 of each byte of `tags` equal to the same byte of `cur` or `prev` (each a tag
+/// broadcast to 8 bytes).
+#[inline(always)]
+fn live_bytes(tags: u64, cur: u64, prev: u64) -> u64 {
+    zero_bytes(tags ^ cur) | zero_bytes(tags ^ prev)
+}
 
-/// Where [`KeySet::lookup`] found room for the key in the current generation.
+/// Bit `j` set for each tag byte `j` equal to its byte in `cur` or `prev`: SSE2 byte compares
+/// (the x86_64 baseline: no target feature needed).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn live_mask(tags: u64, cur: u64, prev: u64) -> u32 {
+    use core::arch::x86_64::{_mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_or_si128};
+    // SAFETY: register-only SSE2 intrinsics (no memory access), and this build enables SSE2
+    // (the cfg above; every x86_64 CPU has it).
+    let eq = unsafe {
+        let t = _mm_cvtsi64_si128(tags as i64);
+        _mm_or_si128(
+            _mm_cmpeq_epi8(t, _mm_cvtsi64_si128(cur as i64)),
+            _mm_cmpeq_epi8(t, _mm_cvtsi64_si128(prev as i64)),
+        )
+    };
+    // Bytes 8..16 are zero on all sides (equal): only the low 8 bits count.
+    // SAFETY: as above.
+    (unsafe { _mm_movemask_epi8(eq) }) as u32 & 0xff
+}
+
+/// [`live_mask`] elsewhere.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn live_mask(tags: u64, cur: u64, prev: u64) -> u32 {
+    live_mask_swar(tags, cur, prev)
+}
+
+/// [`live_mask`] without SIMD: the SWAR bytes gathered into 8 bits by one multiply.
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn live_mask_swar(tags: u64, cur: u64, prev: u64) -> u32 {
+    (((live_bytes(tags, cur, prev) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) & 0xff) as u32
+}
+
+impl Bucket {
+    /// Bit `j` for each live slot `j`, [`OVERFLOW_BIT`] if the overflow mark is live.
+    #[inline(always)]
+    fn live(&self, cur: u64, prev: u64) -> u32 {
+        live_mask(u64::from_le_bytes(self.tags), cur, prev)
+    }
+
+    /// Slots holding `key`, live or not (bit `j` for slot `j`).
+    #[inline(always)]
+    fn matches(&self, key: u64) -> u32 {
+        let mut m = 0;
+        for (j, &k) in self.keys.iter().enumerate() {
+            m |= u32::from(k == key) << j;
+        }
+        m
+    }
+}
+
+/// The first set slot bit of `bits` (a slot mask as from [`Bucket::live`]) as a slot index.
+#[inline(always)]
+fn first_slot(bits: u32) -> usize {
+    bits.trailing_zeros() as usize
+}
+
+/// Where [`KeySet::lookup`] found room for the key in the current generation: `bucket * 8 +
+/// slot`, with [`PROBED`] set when that is past the key's home bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(usize);
 
-/// Marks "the key is 0: goes to the current generation's flag".
-const ZERO_SLOT: usize = usize::MAX;
+/// The slot is past the home bucket: the insert marks the buckets it passed.
+const PROBED: usize = 1 << (usize::BITS - 1);
 
 /// The per-process multiplier of the home-bucket hash (odd, from the OS-seeded `RandomState`).
 fn process_multiplier() -> u64 {
@@ -69,12 +168,16 @@ pub struct KeySet {
     /// `buckets.len()`.
     n: usize,
     mult: u64,
-    /// Slot offset of the current generation's half: 0 (A) or 4 (B).
-    cur: usize,
+    /// Generation counter; starts at 2, so the zero tags of a fresh table are dead.
+    epoch: u64,
+    /// The low byte of `epoch` in every byte.
+    cur_tags: u64,
+    /// The low byte of `epoch - 1` in every byte.
+    prev_tags: u64,
     cur_len: usize,
     half: usize,
-    /// Key 0 remembered in generation A / B.
-    zero: [bool; 2],
+    /// Next bucket the rotation's sweep normalises.
+    sweep: usize,
 }
 
 impl Default for KeySet {
@@ -92,23 +195,38 @@ impl KeySet {
     /// [`KeySet::new`] with a chosen multiplier (tests: a deliberately bad one).
     pub fn with_multiplier(max: usize, mult: u64) -> KeySet {
         let half = (max / 2).max(1);
-        // `4 * n >= 3 * half` slots per generation: at most a third of them used, so a probe
-        // rarely leaves its home line (at a half, one in six or so does).
-        let buckets = (3 * half).div_ceil(HALF_SLOTS).max(2);
-        KeySet {
+        // `7 * n >= 5.25 * half` slots for at most `2 * half` live keys: a probe rarely leaves
+        // its home line.
+        let buckets = (3 * half).div_ceil(4).max(2);
+        let mut s = KeySet {
             buckets: vec![Bucket::default(); buckets],
             n: buckets,
             mult: mult | 1,
-            cur: 0,
+            epoch: 2,
+            cur_tags: 0,
+            prev_tags: 0,
             cur_len: 0,
             half,
-            zero: [false; 2],
-        }
+            sweep: 0,
+        };
+        s.set_tags();
+        s
+    }
+
+    fn set_tags(&mut self) {
+        let e = self.epoch as u8;
+        self.cur_tags = ONES * u64::from(e);
+        self.prev_tags = ONES * u64::from(e.wrapping_sub(1));
     }
 
     #[inline(always)]
     fn home(&self, key: u64) -> usize {
         ((u128::from(key.wrapping_mul(self.mult)) * self.n as u128) >> 64) as usize
+    }
+
+    #[inline(always)]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.n { 0 } else { i + 1 }
     }
 
     /// Starts loading the line `key` will be looked up in (no effect on the answer).
@@ -126,84 +244,118 @@ impl KeySet {
 
     /// `Err(())` if `key` is remembered; else where it goes in the current generation (valid
     /// until the set changes; pass it to [`KeySet::insert_at`]). The usual case reads the home
-    /// line only: no hit there and neither half full.
+    /// line only: the key not there (live or dead), a free slot, and no live overflow mark.
     #[inline(always)]
     #[allow(clippy::result_unit_err)]
     pub fn lookup(&self, key: u64) -> Result<Slot, ()> {
         let i = self.home(key);
-        if key != 0
-            && let Some(b) = self.buckets.get(i)
+        if let Some(b) = self.buckets.get(i)
+            && !b.keys.contains(&key)
         {
-            let s = &b.0;
-            if holds(s, key) {
-                return Err(());
-            }
-            let cur = self.cur & HALF_SLOTS;
-            let prev = HALF_SLOTS - cur;
-            let used_cur = used(s, cur);
-            if used_cur < HALF_SLOTS && s[prev + 3] == 0 {
-                return Ok(Slot(i * 8 + cur + used_cur));
+            let live = b.live(self.cur_tags, self.prev_tags);
+            // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
+            if live < SLOT_BITS {
+                return Ok(Slot(i * 8 + first_slot(!live)));
             }
         }
         self.lookup_slow(key)
     }
 
-    /// [`KeySet::lookup`] in general: key 0, and probes past a full half.
+    /// [`KeySet::lookup`] in general: a copy of the key in the home bucket, a full home bucket,
+    /// a live overflow mark.
     #[cold]
     #[inline(never)]
     fn lookup_slow(&self, key: u64) -> Result<Slot, ()> {
-        if key == 0 {
-            return if self.zero[0] || self.zero[1] {
-                Err(())
-            } else {
-                Ok(Slot(ZERO_SLOT))
-            };
+        match self.probe(key, false) {
+            Some(_) => Err(()),
+            None => Ok(self.room(key)),
         }
-        let cur_is_b = self.cur != 0;
+    }
+
+    /// Probes `key`'s path: `Some(())` if a live slot (of the current generation only, with
+    /// `current_only`) holds it. Ends at the first bucket without a live overflow mark (no live
+    /// key passed it).
+    fn probe(&self, key: u64, current_only: bool) -> Option<()> {
         let mut i = self.home(key);
-        let mut room = ZERO_SLOT;
-        let mut prev_open = true;
         loop {
-            let s = &self.buckets[i].0;
-            if holds(s, key) {
-                return Err(());
+            let b = &self.buckets[i];
+            let live = b.live(self.cur_tags, self.prev_tags);
+            let mut holds = b.matches(key) & live;
+            if current_only {
+                holds &= b.live(self.cur_tags, self.cur_tags);
             }
-            // Halves fill left to right: the used count is the first free slot.
-            let (used_a, used_b) = (used(s, 0), used(s, HALF_SLOTS));
-            let (used_cur, used_prev) = if cur_is_b {
-                (used_b, used_a)
-            } else {
-                (used_a, used_b)
-            };
-            if room == ZERO_SLOT && used_cur < HALF_SLOTS {
-                room = i * 8 + self.cur + used_cur;
+            if holds != 0 {
+                return Some(());
             }
-            prev_open &= used_prev == HALF_SLOTS;
-            if room != ZERO_SLOT && !prev_open {
-                return Ok(Slot(room));
+            if live & OVERFLOW_BIT == 0 {
+                return None;
             }
-            i = if i + 1 == self.n { 0 } else { i + 1 };
+            i = self.next(i);
+        }
+    }
+
+    /// The first free slot on `key`'s path (there is one: at most `2 * half` of `7 * n` slots are
+    /// live).
+    fn room(&self, key: u64) -> Slot {
+        let home = self.home(key);
+        let mut i = home;
+        loop {
+            let free = !self.buckets[i].live(self.cur_tags, self.prev_tags) & SLOT_BITS;
+            if free != 0 {
+                let at = i * 8 + first_slot(free);
+                return Slot(if i == home { at } else { at | PROBED });
+            }
+            i = self.next(i);
         }
     }
 
     /// Remembers `key`, which [`KeySet::lookup`] just answered `Ok(slot)` for (nothing changed
     /// the set in between).
-    #[inline]
+    #[inline(always)]
     pub fn insert_at(&mut self, key: u64, slot: Slot) {
         if self.cur_len >= self.half {
-            self.rotate();
-            self.insert(key);
+            self.rotate_and_insert(key);
             return;
         }
         self.cur_len += 1;
-        if slot.0 == ZERO_SLOT {
-            debug_assert_eq!(key, 0);
-            self.zero[self.cur / HALF_SLOTS] = true;
+        if slot.0 & PROBED != 0 {
+            self.put_probed(key, slot);
             return;
         }
-        let s = &mut self.buckets[slot.0 / 8].0[slot.0 % 8];
-        debug_assert_eq!(*s, 0, "insert_at an occupied slot");
-        *s = key;
+        let e = self.epoch as u8;
+        let b = &mut self.buckets[slot.0 / 8];
+        let j = slot.0 % 8;
+        debug_assert!(
+            b.live(self.cur_tags, self.prev_tags) & (1 << j) == 0,
+            "insert_at a live slot"
+        );
+        b.keys[j] = key;
+        b.tags[j] = e;
+    }
+
+    /// [`KeySet::insert_at`] when the current generation is full.
+    #[cold]
+    #[inline(never)]
+    fn rotate_and_insert(&mut self, key: u64) {
+        self.rotate();
+        self.insert(key);
+    }
+
+    /// Stores `key` at a slot past its home bucket, marking every bucket passed with this
+    /// epoch's overflow tag.
+    #[cold]
+    #[inline(never)]
+    fn put_probed(&mut self, key: u64, slot: Slot) {
+        let at = slot.0 & !PROBED;
+        let e = self.epoch as u8;
+        let mut i = self.home(key);
+        while i != at / 8 {
+            self.buckets[i].tags[OVERFLOW] = e;
+            i = self.next(i);
+        }
+        let b = &mut self.buckets[at / 8];
+        b.keys[at % 8] = key;
+        b.tags[at % 8] = e;
     }
 
     /// Remembers `key` in the current generation (a no-op if it is there already; rotates
@@ -212,71 +364,56 @@ impl KeySet {
         if self.cur_len >= self.half {
             self.rotate();
         }
-        if key == 0 {
-            let z = &mut self.zero[self.cur / HALF_SLOTS];
-            if !*z {
-                *z = true;
-                self.cur_len += 1;
-            }
+        // Only a copy in the current generation counts: one held by the older generation alone
+        // is added again (it then lives as long as the current generation).
+        if self.probe(key, true).is_some() {
             return;
         }
-        let mut i = self.home(key);
-        loop {
-            let b = &mut self.buckets[i].0;
-            for s in &mut b[self.cur..self.cur + HALF_SLOTS] {
-                if *s == key {
-                    return;
-                }
-                if *s == 0 {
-                    *s = key;
-                    self.cur_len += 1;
-                    return;
-                }
-            }
-            i = if i + 1 == self.n { 0 } else { i + 1 };
+        let slot = self.room(key);
+        self.cur_len += 1;
+        self.put_probed(key, Slot(slot.0 | PROBED));
+    }
+
+    /// The current generation becomes the older one; the older one is forgotten (its tags stop
+    /// being live). Also normalises the next `ceil(n / SWEEP_EPOCHS)` buckets' dead tags.
+    fn rotate(&mut self) {
+        self.epoch += 1;
+        self.cur_len = 0;
+        self.set_tags();
+        let dead = ONES * u64::from((self.epoch as u8).wrapping_sub(2));
+        for _ in 0..self.n.div_ceil(SWEEP_EPOCHS) {
+            let b = &mut self.buckets[self.sweep];
+            let t = u64::from_le_bytes(b.tags);
+            let keep = (live_bytes(t, self.cur_tags, self.prev_tags) >> 7) * 0xff;
+            b.tags = ((t & keep) | (dead & !keep)).to_le_bytes();
+            self.sweep = self.next(self.sweep);
         }
     }
 
-    /// The current generation becomes the older one; the older one is forgotten.
-    fn rotate(&mut self) {
-        let next = HALF_SLOTS - self.cur;
-        for b in &mut self.buckets {
-            b.0[next..next + HALF_SLOTS].fill(0);
-        }
-        self.zero[next / HALF_SLOTS] = false;
-        self.cur = next;
-        self.cur_len = 0;
+    /// Keys of the generation whose tag is the low byte of `e`.
+    fn generation(&self, e: u64) -> impl Iterator<Item = u64> + '_ {
+        let tag = e as u8;
+        self.buckets.iter().flat_map(move |b| {
+            b.keys
+                .iter()
+                .zip(&b.tags)
+                .filter(move |&(_, &t)| t == tag)
+                .map(|(&k, _)| k)
+        })
     }
 
     /// Whether `key` is in the older generation and not the current one (checks, simulation;
     /// a scan, not for the hot path).
     pub fn in_older_generation_only(&self, key: u64) -> bool {
-        let prev = HALF_SLOTS - self.cur;
-        let in_half = |h: usize| {
-            if key == 0 {
-                self.zero[h / HALF_SLOTS]
-            } else {
-                self.buckets
-                    .iter()
-                    .any(|b| b.0[h..h + HALF_SLOTS].contains(&key))
-            }
-        };
-        in_half(prev) && !in_half(self.cur)
+        self.generation(self.epoch - 1).any(|k| k == key)
+            && !self.generation(self.epoch).any(|k| k == key)
     }
 
     /// Every remembered key, the older generation first (re-inserting in this order rebuilds
     /// the same generations).
     pub fn iter_oldest_first(&self) -> impl Iterator<Item = u64> + '_ {
-        let prev = HALF_SLOTS - self.cur;
-        [prev, self.cur].into_iter().flat_map(move |h| {
-            let zero = self.zero[h / HALF_SLOTS].then_some(0u64);
-            zero.into_iter().chain(
-                self.buckets
-                    .iter()
-                    .flat_map(move |b| b.0[h..h + HALF_SLOTS].iter().copied())
-                    .filter(|&k| k != 0),
-            )
-        })
+        self.generation(self.epoch - 1)
+            .chain(self.generation(self.epoch))
     }
 
     /// Keys remembered (both generations).
@@ -342,7 +479,15 @@ mod tests {
     /// the two-hash-set model, for good and deliberately bad multipliers.
     #[test]
     fn answers_like_two_hash_sets() {
-        for (max, mult) in [(2, 0), (8, 0), (64, 0), (1000, 0), (64, 1), (256, 1 << 40)] {
+        for (max, mult) in [
+            (2, 0),
+            (8, 0),
+            (64, 0),
+            (1000, 0),
+            (64, 1),
+            (256, 1 << 40),
+            (4096, 1),
+        ] {
             let mut s = if mult == 0 {
                 KeySet::new(max)
             } else {
@@ -354,7 +499,8 @@ mod tests {
             };
             let mut rng = 7u64;
             let mut seen = Vec::new();
-            for step in 0..20_000 {
+            // Long enough for thousands of rotations (the 8-bit tags wrap many times).
+            for step in 0..40_000 {
                 let r = splitmix(&mut rng);
                 let key = match r % 10 {
                     0 if !seen.is_empty() => seen[(r >> 8) as usize % seen.len()],
@@ -362,6 +508,9 @@ mod tests {
                         seen[seen.len() - 1 - (r >> 8) as usize % seen.len().min(max)]
                     }
                     2 => (r >> 8) % 4, // small keys, 0 included
+                    // With multiplier 1, keys below 2^64 / buckets share home bucket 0: long
+                    // overflow chains.
+                    _ if mult == 1 => splitmix(&mut rng) % 5_000,
                     _ => splitmix(&mut rng),
                 };
                 let got = s.lookup(key);
@@ -370,7 +519,19 @@ mod tests {
                     m.contains(key),
                     "max {max} step {step} key {key}"
                 );
-                if let Ok(slot) = got {
+                if max <= 64 {
+                    assert_eq!(
+                        s.in_older_generation_only(key),
+                        m.prev.contains(&key) && !m.cur.contains(&key),
+                        "max {max} step {step} key {key}"
+                    );
+                }
+                if (r >> 56).is_multiple_of(8) {
+                    // The general insert (recovery): refreshes a key the older generation holds.
+                    s.insert(key);
+                    m.insert(key);
+                    seen.push(key);
+                } else if let Ok(slot) = got {
                     s.insert_at(key, slot);
                     m.insert(key);
                     seen.push(key);
@@ -383,6 +544,41 @@ mod tests {
                     assert_eq!(a, b);
                 }
             }
+        }
+    }
+
+    /// The SIMD and the portable liveness masks agree (tags equal to either epoch byte, and
+    /// bytes differing from them in one bit, the case a carry-prone SWAR would get wrong).
+    #[test]
+    fn liveness_masks_agree() {
+        let mut rng = 11u64;
+        for _ in 0..200_000 {
+            let r = splitmix(&mut rng);
+            let e = (r >> 56) as u8;
+            let (cur, prev) = (ONES * u64::from(e), ONES * u64::from(e.wrapping_sub(1)));
+            let mut tags = [0u8; 8];
+            for (j, t) in tags.iter_mut().enumerate() {
+                let pick = (r >> (3 * j)) & 7;
+                *t = match pick {
+                    0 | 1 => e,
+                    2 | 3 => e.wrapping_sub(1),
+                    4 => e ^ (1 << ((r >> 40) as u32 % 8)),
+                    5 => e.wrapping_sub(2),
+                    _ => (splitmix(&mut rng) >> 8) as u8,
+                };
+            }
+            let t = u64::from_le_bytes(tags);
+            let want = tags
+                .iter()
+                .enumerate()
+                .map(|(j, &b)| u32::from(b == e || b == e.wrapping_sub(1)) << j)
+                .sum::<u32>();
+            assert_eq!(live_mask(t, cur, prev), want, "tags {tags:?} epoch {e}");
+            assert_eq!(
+                live_mask_swar(t, cur, prev),
+                want,
+                "tags {tags:?} epoch {e}"
+            );
         }
     }
 

@@ -64,35 +64,108 @@ pub struct SpendLine {
     pub held_micros: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One campaign on this shard. The fields a charge reads and writes come first and fill one
+/// cache line; `end_ms`, `day`, `limit` and `refill_from` are derived from the colder fields
+/// (period, chunk, slack, low water, the canary) whenever those change, never per charge.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Line {
+    /// End of the current period: a charge at or after it rolls the line first.
+    end_ms: i64,
+    /// `chunk + slack + canary_overdraft`: the bound `spent` must stay within.
+    limit: u64,
+    /// Spent from the current lot.
+    spent: u64,
+    /// The lot is at its low-water mark once `spent >= refill_from` (the same answer as
+    /// `available() < low_water`; see [`refill_from`]).
+    refill_from: u64,
+    day: i64,
+    impressions: u64,
+    queued: bool,
     period: Option<Period>,
     chunk: u64,
     slack: u64,
-    spent: u64,
     slack_asked: bool,
     last_grant: u64,
     /// Refill below this much left: `last_grant * low_water_ppm / 1e6`, at least 1 (computed
     /// per grant, not per charge).
     low_water: u64,
-    queued: bool,
     in_flight_since: Option<i64>,
     retry_at_ms: i64,
-    spent_day: u64,
-    spent_life: u64,
-    impressions: u64,
+    /// Spent today and in the campaign's lifetime before the current lot: the day's and the
+    /// lifetime figures are these plus `spent` (one counter updated per charge, not three).
+    day_base: u64,
+    life_base: u64,
+}
+
+/// The least `spent` for which `lot.saturating_sub(spent) < low_water` (`u64::MAX` if none):
+/// the low-water test as one compare.
+fn refill_from(lot: u64, low_water: u64) -> u64 {
+    match (lot.checked_sub(low_water), low_water) {
+        (_, 0) => u64::MAX,
+        (Some(d), _) => d + 1,
+        (None, _) => 0,
+    }
 }
 
 impl Line {
+    fn new(period: Period, canary: u64) -> Line {
+        let mut l = Line {
+            end_ms: i64::MIN,
+            limit: 0,
+            spent: 0,
+            refill_from: 0,
+            day: i64::MIN,
+            impressions: 0,
+            queued: true,
+            period: None,
+            chunk: 0,
+            slack: 0,
+            slack_asked: false,
+            last_grant: 0,
+            low_water: 1,
+            in_flight_since: None,
+            retry_at_ms: 0,
+            day_base: 0,
+            life_base: 0,
+        };
+        l.set_period(period);
+        l.sync(canary);
+        l
+    }
+
     fn day(&self) -> i64 {
-        self.period.map_or(i64::MIN, |p| p.day)
+        self.day
+    }
+
+    fn set_period(&mut self, p: Period) {
+        self.period = Some(p);
+        self.end_ms = p.end_ms;
+        self.day = p.day;
+    }
+
+    /// Recomputes the derived bounds after chunk, slack, low water or the canary changed.
+    fn sync(&mut self, canary: u64) {
+        let lot = self.chunk + self.slack;
+        self.limit = lot + canary;
+        self.refill_from = refill_from(lot, self.low_water);
     }
 
     fn available(&self) -> u64 {
         (self.chunk + self.slack).saturating_sub(self.spent)
     }
 
-    fn drop_lot(&mut self) {
+    fn spent_day(&self) -> u64 {
+        self.day_base + self.spent
+    }
+
+    fn spent_life(&self) -> u64 {
+        self.life_base + self.spent
+    }
+
+    fn drop_lot(&mut self, canary: u64) {
+        self.day_base += self.spent;
+        self.life_base += self.spent;
         self.chunk = 0;
         self.slack = 0;
         self.spent = 0;
@@ -101,7 +174,19 @@ impl Line {
         self.low_water = 1;
         self.in_flight_since = None;
         self.retry_at_ms = 0;
+        self.sync(canary);
     }
+}
+
+/// A spend record as the charge stores it (32 bytes, no enum tag, no shard: the same for every
+/// record); [`SubLedger::journal`] hands it on as [`LedgerRecord::Spend`].
+#[derive(Debug, Clone, Copy)]
+struct SpendRec {
+    key: u64,
+    cost: u64,
+    day: i64,
+    campaign: u32,
+    epoch: u32,
 }
 
 /// One campaign's spend in a [`SpendImage`].
@@ -125,13 +210,16 @@ pub struct SubLedger {
     cfg: SubLedgerConfig,
     calendar: Arc<Calendar>,
     epoch: Option<u32>,
+    /// `journal_max` while registered, 0 without an epoch: the one compare a charge makes for
+    /// both refusals (see [`SubLedger::not_ready`]).
+    journal_room: usize,
     register_sent_ms: Option<i64>,
     last_heartbeat_ms: i64,
     lines: Vec<Line>,
     keys: KeySet,
     wanted: Vec<u32>,
     returns: Vec<Request>,
-    journal: Vec<LedgerRecord>,
+    journal: Vec<SpendRec>,
     /// Canary only (simulation): a deliberately wrong bound, 0 in the engine.
     canary_overdraft: u64,
     /// Per campaign: the allocator answered a refill at least once (grant or refusal).
@@ -143,17 +231,13 @@ pub struct SubLedger {
 impl SubLedger {
     pub fn new(cfg: SubLedgerConfig, calendar: Arc<Calendar>, now_ms: i64) -> SubLedger {
         let lines = (0..calendar.len())
-            .map(|c| Line {
-                period: Some(calendar.period(c, now_ms)),
-                queued: true,
-                low_water: 1,
-                ..Line::default()
-            })
+            .map(|c| Line::new(calendar.period(c, now_ms), 0))
             .collect();
         SubLedger {
             cfg,
             calendar: calendar.clone(),
             epoch: None,
+            journal_room: 0,
             register_sent_ms: None,
             last_heartbeat_ms: now_ms,
             lines,
@@ -171,6 +255,9 @@ impl SubLedger {
     /// bound). Only the simulation's canary test calls this, to prove its checker catches it.
     pub fn set_canary_overdraft(&mut self, micros: u64) {
         self.canary_overdraft = micros;
+        for line in &mut self.lines {
+            line.sync(micros);
+        }
     }
 
     /// Rebuilds after a restart from this shard's committed spend records: the idempotency keys
@@ -195,10 +282,10 @@ impl SubLedger {
     ) -> SubLedger {
         let mut l = SubLedger::new(cfg, calendar, now_ms);
         for (line, img) in l.lines.iter_mut().zip(&image.lines) {
-            line.spent_life = img.spent_life;
+            line.life_base = img.spent_life;
             line.impressions = img.impressions;
             if img.day == line.day() {
-                line.spent_day = img.spent_day;
+                line.day_base = img.spent_day;
             }
         }
         for &k in &image.keys {
@@ -215,10 +302,10 @@ impl SubLedger {
                 && let Some(line) = l.lines.get_mut(campaign as usize)
             {
                 l.keys.insert(key);
-                line.spent_life += cost;
+                line.life_base += cost;
                 line.impressions += 1;
                 if day == line.day() {
-                    line.spent_day += cost;
+                    line.day_base += cost;
                 }
             }
         }
@@ -234,8 +321,8 @@ impl SubLedger {
                 .iter()
                 .map(|l| LineImage {
                     day: l.day(),
-                    spent_day: l.spent_day,
-                    spent_life: l.spent_life,
+                    spent_day: l.spent_day(),
+                    spent_life: l.spent_life(),
                     impressions: l.impressions,
                 })
                 .collect(),
@@ -259,8 +346,8 @@ impl SubLedger {
         let l = &self.lines[campaign];
         SpendLine {
             day: l.day(),
-            spent_today_micros: l.spent_day,
-            spent_lifetime_micros: l.spent_life,
+            spent_today_micros: l.spent_day(),
+            spent_lifetime_micros: l.spent_life(),
             impressions: l.impressions,
             held_micros: l.available(),
         }
@@ -273,8 +360,8 @@ impl SubLedger {
     }
 
     /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
-    /// lot covers it.
-    #[inline]
+    /// lot covers it. Inlined into the auction's call; everything rare is out of line.
+    #[inline(always)]
     pub fn try_charge(
         &mut self,
         now_ms: i64,
@@ -286,14 +373,11 @@ impl SubLedger {
         let Ok(slot) = self.keys.lookup(key) else {
             return Err(Refusal::Duplicate);
         };
-        let Some(epoch) = self.epoch else {
-            return Err(Refusal::Unregistered);
-        };
-        if self.journal.len() >= self.cfg.journal_max {
-            return Err(Refusal::JournalFull);
+        if self.journal.len() >= self.journal_room {
+            return Err(self.not_ready());
         }
         let line = &mut self.lines[campaign];
-        let limit = line.chunk + line.slack + self.canary_overdraft;
+        let limit = line.limit;
         if line.spent.saturating_add(cost) > limit {
             self.want_refill(campaign);
             return Err(Refusal::Exhausted);
@@ -303,24 +387,41 @@ impl SubLedger {
             line.spent <= limit,
             "spend past the lot of campaign {campaign}"
         );
-        line.spent_day += cost;
-        line.spent_life += cost;
         line.impressions += 1;
-        let day = line.day();
-        let low_water = line.available() < line.low_water;
+        let day = line.day;
+        let low_water = line.spent >= line.refill_from;
         self.keys.insert_at(key, slot);
-        self.journal.push(LedgerRecord::Spend {
-            shard: self.cfg.shard,
-            epoch,
-            campaign: campaign as u32,
-            day,
+        self.journal.push(SpendRec {
             key,
             cost,
+            day,
+            campaign: campaign as u32,
+            // `journal_room > 0`: registered.
+            epoch: self.epoch.unwrap_or_default(),
         });
         if low_water {
             self.want_refill(campaign);
         }
         Ok(())
+    }
+
+    /// Why a charge cannot be recorded (`journal_room` reached): no epoch, or a full journal.
+    #[cold]
+    fn not_ready(&self) -> Refusal {
+        if self.epoch.is_none() {
+            Refusal::Unregistered
+        } else {
+            Refusal::JournalFull
+        }
+    }
+
+    fn set_epoch(&mut self, epoch: Option<u32>) {
+        self.epoch = epoch;
+        self.journal_room = if epoch.is_some() {
+            self.cfg.journal_max
+        } else {
+            0
+        };
     }
 
     /// Whether `key` is remembered by the older key generation only (checks and the simulation).
@@ -337,8 +438,16 @@ impl SubLedger {
     }
 
     /// Spend records not yet handed to the WAL (drained by the caller).
-    pub fn journal(&mut self) -> std::vec::Drain<'_, LedgerRecord> {
-        self.journal.drain(..)
+    pub fn journal(&mut self) -> impl ExactSizeIterator<Item = LedgerRecord> + '_ {
+        let shard = self.cfg.shard;
+        self.journal.drain(..).map(move |r| LedgerRecord::Spend {
+            shard,
+            epoch: r.epoch,
+            campaign: r.campaign,
+            day: r.day,
+            key: r.key,
+            cost: r.cost,
+        })
     }
 
     pub fn journal_len(&self) -> usize {
@@ -348,20 +457,23 @@ impl SubLedger {
     /// [`SubLedger::roll_slow`] when the line's period ended.
     #[inline]
     fn roll(&mut self, now_ms: i64, campaign: usize) {
-        if self.lines[campaign]
-            .period
-            .is_none_or(|p| now_ms >= p.end_ms)
-        {
+        if now_ms >= self.lines[campaign].end_ms {
             self.roll_slow(now_ms, campaign);
         }
     }
 
+    #[inline]
     fn want_refill(&mut self, campaign: usize) {
-        let line = &mut self.lines[campaign];
-        if !line.queued {
-            line.queued = true;
-            self.wanted.push(campaign as u32);
+        if !self.lines[campaign].queued {
+            self.queue_refill(campaign);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn queue_refill(&mut self, campaign: usize) {
+        self.lines[campaign].queued = true;
+        self.wanted.push(campaign as u32);
     }
 
     /// Moves the campaign's line to the period containing `now_ms`, returning the old lot.
@@ -378,9 +490,9 @@ impl SubLedger {
         }
         self.return_lot(campaign);
         let line = &mut self.lines[campaign];
-        line.drop_lot();
-        line.period = Some(period);
-        line.spent_day = 0;
+        line.drop_lot(self.canary_overdraft);
+        line.set_period(period);
+        line.day_base = 0;
         self.want_refill(campaign);
     }
 
@@ -407,7 +519,7 @@ impl SubLedger {
     pub fn return_all(&mut self) {
         for c in 0..self.lines.len() {
             self.return_lot(c);
-            self.lines[c].drop_lot();
+            self.lines[c].drop_lot(self.canary_overdraft);
         }
     }
 
@@ -492,7 +604,7 @@ impl SubLedger {
                     return;
                 }
                 self.fence();
-                self.epoch = Some(epoch);
+                self.set_epoch(Some(epoch));
                 self.last_heartbeat_ms = now_ms;
             }
             Reply::Fenced { epoch } => {
@@ -548,6 +660,7 @@ impl SubLedger {
         let low =
             (u128::from(line.last_grant) * u128::from(self.cfg.low_water_ppm) / 1_000_000) as u64;
         line.low_water = low.max(1);
+        line.sync(self.canary_overdraft);
         if chunk > 0 && line.available() < low {
             self.want_refill(c);
         }
@@ -555,12 +668,12 @@ impl SubLedger {
 
     /// The allocator no longer knows our epoch: every lot was counted as spent there.
     fn fence(&mut self) {
-        self.epoch = None;
+        self.set_epoch(None);
         self.register_sent_ms = None;
         self.returns.clear();
         self.wanted.clear();
         for (c, line) in self.lines.iter_mut().enumerate() {
-            line.drop_lot();
+            line.drop_lot(self.canary_overdraft);
             line.queued = true;
             self.wanted.push(c as u32);
         }
