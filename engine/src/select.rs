@@ -74,22 +74,26 @@ pub fn select_candidates(
     limit: usize,
     out: &mut Vec<Candidate>,
 ) -> usize {
+    let probe = catalog.index.probe(ctx, slot);
+    let eligible = probe
+        .campaigns()
+        .filter_map(|ci| eligible(catalog, ci, ctx, slot));
+    push_limited(eligible, limit, out)
+}
+
+/// Replaces `out` with the first `limit` candidates; returns how many more there were.
+fn push_limited(
+    candidates: impl Iterator<Item = Candidate>,
+    limit: usize,
+    out: &mut Vec<Candidate>,
+) -> usize {
     out.clear();
     let mut cut = 0;
-    let probe = catalog.index.probe(ctx, slot);
-    for w in 0..probe.words() {
-        let mut bits = probe.word(w);
-        while bits != 0 {
-            let ci = w * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let Some(candidate) = eligible(catalog, ci, ctx, slot) else {
-                continue;
-            };
-            if out.len() < limit {
-                out.push(candidate);
-            } else {
-                cut += 1;
-            }
+    for candidate in candidates {
+        if out.len() < limit {
+            out.push(candidate);
+        } else {
+            cut += 1;
         }
     }
     cut
@@ -122,17 +126,8 @@ pub fn select_candidates_scan(
     limit: usize,
     out: &mut Vec<Candidate>,
 ) -> usize {
-    out.clear();
-    let mut cut = 0;
-    for candidate in (0..catalog.campaigns.len()).filter_map(|ci| eligible(catalog, ci, ctx, slot))
-    {
-        if out.len() < limit {
-            out.push(candidate);
-        } else {
-            cut += 1;
-        }
-    }
-    cut
+    let eligible = (0..catalog.campaigns.len()).filter_map(|ci| eligible(catalog, ci, ctx, slot));
+    push_limited(eligible, limit, out)
 }
 
 #[cfg(test)]

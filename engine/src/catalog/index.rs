@@ -208,6 +208,11 @@ impl Probe<'_> {
         self.index.words
     }
 
+    /// Indexes of the campaigns that pass every indexed dimension, ascending.
+    pub fn campaigns(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.words()).flat_map(move |w| BitIter(self.word(w)).map(move |b| w * 64 + b))
+    }
+
     /// Campaigns `64 * w .. 64 * w + 64` that pass every indexed dimension.
     #[inline]
     pub fn word(&self, w: usize) -> u64 {
@@ -217,6 +222,22 @@ impl Probe<'_> {
         format |= self.video.map_or(0, |b| b[w]);
         format |= self.native.map_or(0, |b| b[w]);
         self.filters.iter().fold(format, |acc, b| acc & b[w])
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct BitIter(u64);
+
+impl Iterator for BitIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(bit)
     }
 }
 
