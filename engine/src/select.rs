@@ -119,7 +119,8 @@ fn eligible(catalog: &Catalog, ci: usize, ctx: &Context, slot: &Slot) -> Option<
 
 /// [`select_candidates`] without the index: every campaign in catalog order (the reference
 /// the index is tested against).
-pub fn select_candidates_scan(
+#[cfg(test)]
+fn select_candidates_scan(
     catalog: &Catalog,
     ctx: &Context,
     slot: &Slot,

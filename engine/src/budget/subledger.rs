@@ -575,7 +575,8 @@ impl SubLedger {
 
     /// Whether the shard is registered and every campaign has had its first refill answered
     /// (a lot, or a refusal such as an exhausted budget): until then a paid campaign may be
-    /// skipped for want of a lot that is on its way. A latch: a later fence does not clear it.
+    /// skipped for want of a lot that is on its way. "Answered" is a latch: after a fence the
+    /// ledger is warm again as soon as it re-registers.
     pub fn is_warm(&self) -> bool {
         self.epoch.is_some() && self.unanswered == 0
     }
@@ -591,13 +592,6 @@ impl SubLedger {
 
     /// Applies the allocator's answer.
     pub fn on_reply(&mut self, now_ms: i64, reply: Reply) {
-        match &reply {
-            Reply::Grant {
-                epoch, campaign, ..
-            } if self.epoch == Some(*epoch) => self.mark_answered(*campaign as usize),
-            Reply::Refused { campaign, .. } => self.mark_answered(*campaign as usize),
-            _ => {}
-        }
         match reply {
             Reply::Registered { epoch } => {
                 if self.epoch.is_some_and(|e| e >= epoch) {
@@ -620,6 +614,7 @@ impl SubLedger {
                 slack,
             } => self.on_grant(now_ms, epoch, campaign as usize, day, chunk, slack),
             Reply::Refused { campaign, why, .. } => {
+                self.mark_answered(campaign as usize);
                 let Some(line) = self.lines.get_mut(campaign as usize) else {
                     return;
                 };
@@ -638,6 +633,7 @@ impl SubLedger {
             // Granted to an older epoch of this shard: the allocator reclaimed it already.
             return;
         }
+        self.mark_answered(c);
         self.roll(now_ms, c);
         let line = &mut self.lines[c];
         if day != line.day() {
