@@ -9,6 +9,12 @@ use engine::config::Config;
 use engine::demo::{self, DemoOptions};
 use engine::server::Engine;
 
+/// Every shard allocates and frees per request (request strings, response buffers); glibc's
+/// malloc spends ~1 us of a 10 us no-bid request there (free-list consolidation included).
+/// mimalloc's thread-local free lists fit a thread-per-core server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "adserver",

@@ -10,9 +10,23 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::raw::RawJson;
 
 /// A value that can be one JSON field of an OpenRTB object.
-pub(crate) trait JsonField: Sized {
+pub(crate) trait JsonField: Sized + Default {
     /// Reads the value; wrong JSON types fail with a phrase like `must be a string`.
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    /// Reads the value into `place`, which holds `Self::default()`. Objects fill their fields
+    /// where they lie, so a request is built once, in its final place, rather than returned and
+    /// moved up level by level (a `BidRequest` is ~3 KB, an `Imp` ~1.7 KB); leaves are returned
+    /// by value.
+    fn deserialize_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        place: &mut Self,
+    ) -> Result<(), D::Error> {
+        *place = Self::deserialize_field(d)?;
+        Ok(())
+    }
+    /// Whether [`JsonField::deserialize_in_place`] is worth a default value written first
+    /// (objects), rather than the value returned (leaves).
+    const IN_PLACE: bool = false;
     /// Appends the value as JSON.
     fn write_json(&self, out: &mut Vec<u8>);
     /// True when the value is the type's default (absent `Option`, empty `Vec`, `0`), which the
@@ -33,6 +47,16 @@ impl<'de, T: JsonField> DeserializeSeed<'de> for FieldSeed<T> {
     type Value = T;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
         T::deserialize_field(d)
+    }
+}
+
+/// `DeserializeSeed` that reads a `JsonField` into a place holding its default.
+pub(crate) struct InPlaceSeed<'a, T>(pub(crate) &'a mut T);
+
+impl<'de, T: JsonField> DeserializeSeed<'de> for InPlaceSeed<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        T::deserialize_in_place(d, self.0)
     }
 }
 
@@ -205,10 +229,43 @@ impl<'de, T: JsonField> Visitor<'de> for OptionVisitor<T> {
     }
 }
 
+/// Reads `Some` into the option's own storage (objects: no move of the value).
+struct OptionInPlaceVisitor<'a, T>(&'a mut Option<T>);
+
+impl<'de, T: JsonField> Visitor<'de> for OptionInPlaceVisitor<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value or null")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = None;
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.0 = None;
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        T::deserialize_in_place(d, self.0.insert(T::default()))
+    }
+}
+
 impl<T: JsonField> JsonField for Option<T> {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_option(OptionVisitor(PhantomData))
     }
+    fn deserialize_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        place: &mut Self,
+    ) -> Result<(), D::Error> {
+        if T::IN_PLACE {
+            d.deserialize_option(OptionInPlaceVisitor(place))
+        } else {
+            *place = Self::deserialize_field(d)?;
+            Ok(())
+        }
+    }
+    const IN_PLACE: bool = T::IN_PLACE;
     fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Some(value) => value.write_json(out),
@@ -242,9 +299,45 @@ impl<'de, T: JsonField> Visitor<'de> for VecVisitor<T> {
     reject_json_types!(MUST_BE_ARRAY; bool, i64, u64, f64, str, bytes, unit, map);
 }
 
+/// Reads an array of objects into the vector's own storage: each element is pushed as a default
+/// and filled where it lies.
+struct VecInPlaceVisitor<'a, T>(&'a mut Vec<T>);
+
+impl<'de, T: JsonField> Visitor<'de> for VecInPlaceVisitor<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let items = self.0;
+        items.clear();
+        items.reserve(seq.size_hint().unwrap_or(1).min(16));
+        loop {
+            items.push(T::default());
+            let last = items.last_mut().expect("just pushed");
+            if seq.next_element_seed(InPlaceSeed(last))?.is_none() {
+                items.pop();
+                return Ok(());
+            }
+        }
+    }
+    reject_json_types!(MUST_BE_ARRAY; bool, i64, u64, f64, str, bytes, unit, map);
+}
+
 impl<T: JsonField> JsonField for Vec<T> {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(VecVisitor(PhantomData))
+    }
+    fn deserialize_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        place: &mut Self,
+    ) -> Result<(), D::Error> {
+        if T::IN_PLACE {
+            d.deserialize_any(VecInPlaceVisitor(place))
+        } else {
+            *place = Self::deserialize_field(d)?;
+            Ok(())
+        }
     }
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'[');

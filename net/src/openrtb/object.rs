@@ -77,22 +77,34 @@ macro_rules! json_object {
             fn deserialize_field<'de, D: serde::de::Deserializer<'de>>(
                 d: D,
             ) -> Result<Self, D::Error> {
+                let mut object = $name::default();
+                Self::deserialize_in_place(d, &mut object)?;
+                Ok(object)
+            }
+
+            const IN_PLACE: bool = true;
+
+            fn deserialize_in_place<'de, D: serde::de::Deserializer<'de>>(
+                d: D,
+                place: &mut Self,
+            ) -> Result<(), D::Error> {
                 use serde::de::{self, MapAccess, SeqAccess, Visitor};
-                use $crate::openrtb::field::{reject_json_types, FieldSeed, KeySeed};
+                use $crate::openrtb::field::{reject_json_types, InPlaceSeed, FieldSeed, KeySeed};
 
-                struct ObjectVisitor;
+                /// Fills the object it borrows, which holds its default.
+                struct ObjectVisitor<'a>(&'a mut $name);
 
-                impl<'de> Visitor<'de> for ObjectVisitor {
-                    type Value = $name;
+                impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+                    type Value = ();
 
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str("an object")
                     }
 
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
                         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
                         enum Ix { $($field),* }
-                        let mut object = $name::default();
+                        let object = self.0;
                         while let Some(key) = map.next_key_seed(KeySeed)? {
                             match key.as_str() {
                                 $(
@@ -103,7 +115,7 @@ macro_rules! json_object {
                                                 $crate::openrtb::object::json_key!($field $(, $json)?)
                                             )));
                                         }
-                                        object.$field = map.next_value_seed(FieldSeed::<$ty>::new())?;
+                                        map.next_value_seed(InPlaceSeed(&mut object.$field))?;
                                         object.present.insert(Ix::$field as u32);
                                     }
                                 )*
@@ -122,13 +134,13 @@ macro_rules! json_object {
                                 )));
                             }
                         )*
-                        Ok(object)
+                        Ok(())
                     }
 
                     reject_json_types!("must be an object"; bool, i64, u64, f64, str, bytes, unit, seq);
                 }
 
-                d.deserialize_any(ObjectVisitor)
+                d.deserialize_any(ObjectVisitor(place))
             }
 
             fn write_json(&self, out: &mut Vec<u8>) {
