@@ -560,7 +560,7 @@ impl Front {
             respond::invalid(resp, 415, "", &msg);
             return;
         }
-        let parsed = net::openrtb::parse_bid_request(req.body);
+        let parsed = net::openrtb::parse_bid_request_boxed(req.body);
         let t_parsed = Instant::now();
         m.record(Stage::Parse, t_parsed - received);
         let bid_request = match parsed {

@@ -51,6 +51,7 @@ mod error;
 mod event;
 mod mesh;
 mod pending;
+mod ring;
 mod serve;
 mod start;
 
@@ -60,4 +61,5 @@ pub use config::{
 };
 pub use ctx::{MeshStats, Service, ShardCtx};
 pub use error::{MeshError, ParseDriverError, ShardPanic, StartError};
+pub use ring::with_cooperative_ring;
 pub use start::{FactoryError, Sharded, StopHandle, start};

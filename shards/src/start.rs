@@ -313,19 +313,13 @@ fn block_on_driver<Fut: Future>(
 ) -> std::io::Result<Fut::Output> {
     match driver {
         Driver::Uring => {
-            let build = |setup: io_uring::Builder| {
+            let mut runtime = crate::ring::with_cooperative_ring(|setup| {
                 monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                     .with_entries(entries)
                     .uring_builder(setup)
                     .enable_timer()
                     .build()
-            };
-            let mut runtime = match build(cooperative_uring()) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    build(io_uring::IoUring::builder())?
-                }
-                other => other?,
-            };
+            })?;
             Ok(runtime.block_on(fut))
         }
         Driver::Legacy => {
@@ -336,17 +330,6 @@ fn block_on_driver<Fut: Future>(
             Ok(runtime.block_on(fut))
         }
     }
-}
-
-/// A ring whose completions do not interrupt the shard: with `COOP_TASKRUN` the kernel runs
-/// the completion work when the shard next enters it (it does, for every submit and park),
-/// instead of sending an inter-processor interrupt to the running shard for each one, which
-/// cost ~1.5 us of system time per request on the no-bid path. Kernels before 5.19 refuse the
-/// flag with `EINVAL`; the shard then builds a plain ring.
-fn cooperative_uring() -> io_uring::Builder {
-    let mut setup = io_uring::IoUring::builder();
-    setup.setup_coop_taskrun().setup_taskrun_flag();
-    setup
 }
 
 /// Inside the shard's runtime: build the service, wait for every other shard, then serve until stopped.

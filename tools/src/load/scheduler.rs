@@ -197,16 +197,22 @@ fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
 fn block_on<F: Future>(driver: Driver, future: F) -> std::io::Result<F::Output> {
     use monoio::{FusionDriver, IoUringDriver, LegacyDriver, RuntimeBuilder};
     Ok(match driver {
-        Driver::Auto => RuntimeBuilder::<FusionDriver>::new()
-            .enable_timer()
-            .with_entries(URING_ENTRIES)
-            .build()?
-            .block_on(future),
-        Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
-            .enable_timer()
-            .with_entries(URING_ENTRIES)
-            .build()?
-            .block_on(future),
+        Driver::Auto => shards::with_cooperative_ring(|setup| {
+            RuntimeBuilder::<FusionDriver>::new()
+                .enable_timer()
+                .with_entries(URING_ENTRIES)
+                .uring_builder(setup)
+                .build()
+        })?
+        .block_on(future),
+        Driver::IoUring => shards::with_cooperative_ring(|setup| {
+            RuntimeBuilder::<IoUringDriver>::new()
+                .enable_timer()
+                .with_entries(URING_ENTRIES)
+                .uring_builder(setup)
+                .build()
+        })?
+        .block_on(future),
         Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
             .build()?
