@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use net::openrtb::{
-    ValidationLimits, parse_bid_request, parse_bid_response, validate_bid_request,
-    write_bid_request, write_bid_response,
+    ValidationLimits, parse_bid_request, parse_bid_request_boxed, parse_bid_response,
+    validate_bid_request, write_bid_request, write_bid_response,
 };
 use serde_json::Value;
 
@@ -88,6 +88,8 @@ fn every_corpus_request_parses_and_validates() {
         let request = parse_bid_request(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
         validate_bid_request(&request, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!request.imp.is_empty(), "{name}");
+        let boxed = parse_bid_request_boxed(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(*boxed, request, "{name}: the boxed parse differs");
     }
 }
 

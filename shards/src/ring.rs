@@ -18,3 +18,35 @@ pub fn with_cooperative_ring<T>(
         built => built,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn failing_first_with(errno: i32) -> (std::io::Result<u8>, u32) {
+        let calls = Cell::new(0);
+        let built = with_cooperative_ring(|_| {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => Err(std::io::Error::from_raw_os_error(errno)),
+                _ => Ok(7),
+            }
+        });
+        (built, calls.get())
+    }
+
+    #[test]
+    fn a_kernel_without_cooperative_task_running_gets_a_plain_ring() {
+        let (built, calls) = failing_first_with(libc::EINVAL);
+        assert_eq!(built.unwrap(), 7);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn other_setup_errors_are_reported_not_retried() {
+        let (built, calls) = failing_first_with(libc::EPERM);
+        assert_eq!(built.unwrap_err().raw_os_error(), Some(libc::EPERM));
+        assert_eq!(calls, 1);
+    }
+}

@@ -339,6 +339,7 @@ impl<T: JsonField> JsonField for Vec<T> {
             Ok(())
         }
     }
+    const IN_PLACE: bool = T::IN_PLACE;
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (index, item) in self.iter().enumerate() {

@@ -193,30 +193,29 @@ fn run_thread(thread: usize, plan: &RunPlan) -> Result<Stats, ScheduleError> {
     Ok(stats.replace(Stats::with_phases(phases)))
 }
 
-/// Runs `future` to completion on a fresh monoio runtime with the chosen driver.
+/// Runs `future` to completion on a fresh monoio runtime with the chosen driver (`Auto`:
+/// io_uring where the kernel offers the operations monoio needs, else epoll).
 fn block_on<F: Future>(driver: Driver, future: F) -> std::io::Result<F::Output> {
-    use monoio::{FusionDriver, IoUringDriver, LegacyDriver, RuntimeBuilder};
-    Ok(match driver {
-        Driver::Auto => shards::with_cooperative_ring(|setup| {
-            RuntimeBuilder::<FusionDriver>::new()
-                .enable_timer()
-                .with_entries(URING_ENTRIES)
-                .uring_builder(setup)
-                .build()
-        })?
-        .block_on(future),
-        Driver::IoUring => shards::with_cooperative_ring(|setup| {
+    use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+    let uring = match driver {
+        Driver::Auto => monoio::utils::detect_uring(),
+        Driver::IoUring => true,
+        Driver::Legacy => false,
+    };
+    Ok(if uring {
+        shards::with_cooperative_ring(|setup| {
             RuntimeBuilder::<IoUringDriver>::new()
                 .enable_timer()
                 .with_entries(URING_ENTRIES)
                 .uring_builder(setup)
                 .build()
         })?
-        .block_on(future),
-        Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
+        .block_on(future)
+    } else {
+        RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
             .build()?
-            .block_on(future),
+            .block_on(future)
     })
 }
 
