@@ -209,6 +209,22 @@ impl JsonField for f64 {
     }
 }
 
+/// `deserialize_in_place` of a container (`Option`, `Vec`): filled in place by `visit` when its
+/// elements are objects (`in_place`), else read by value (a leaf has nothing to gain).
+fn container_in_place<'de, C: JsonField, D: Deserializer<'de>>(
+    d: D,
+    place: &mut C,
+    in_place: bool,
+    visit: impl FnOnce(D, &mut C) -> Result<(), D::Error>,
+) -> Result<(), D::Error> {
+    if in_place {
+        visit(d, place)
+    } else {
+        *place = C::deserialize_field(d)?;
+        Ok(())
+    }
+}
+
 // ---------- Option<T> ----------
 
 struct OptionVisitor<T>(PhantomData<T>);
@@ -258,12 +274,9 @@ impl<T: JsonField> JsonField for Option<T> {
         d: D,
         place: &mut Self,
     ) -> Result<(), D::Error> {
-        if T::IN_PLACE {
+        container_in_place(d, place, T::IN_PLACE, |d, place| {
             d.deserialize_option(OptionInPlaceVisitor(place))
-        } else {
-            *place = Self::deserialize_field(d)?;
-            Ok(())
-        }
+        })
     }
     const IN_PLACE: bool = T::IN_PLACE;
     fn write_json(&self, out: &mut Vec<u8>) {
@@ -332,12 +345,9 @@ impl<T: JsonField> JsonField for Vec<T> {
         d: D,
         place: &mut Self,
     ) -> Result<(), D::Error> {
-        if T::IN_PLACE {
+        container_in_place(d, place, T::IN_PLACE, |d, place| {
             d.deserialize_any(VecInPlaceVisitor(place))
-        } else {
-            *place = Self::deserialize_field(d)?;
-            Ok(())
-        }
+        })
     }
     const IN_PLACE: bool = T::IN_PLACE;
     fn write_json(&self, out: &mut Vec<u8>) {
