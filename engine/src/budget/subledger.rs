@@ -213,6 +213,9 @@ pub struct SubLedger {
     /// `journal_max` while registered, 0 without an epoch: the one compare a charge makes for
     /// both refusals (see [`SubLedger::not_ready`]).
     journal_room: usize,
+    /// `epoch` as the spend records carry it (0 without one, when `journal_room` refuses every
+    /// charge anyway): read per charge without unwrapping the option.
+    journal_epoch: u32,
     register_sent_ms: Option<i64>,
     last_heartbeat_ms: i64,
     lines: Vec<Line>,
@@ -238,6 +241,7 @@ impl SubLedger {
             calendar: calendar.clone(),
             epoch: None,
             journal_room: 0,
+            journal_epoch: 0,
             register_sent_ms: None,
             last_heartbeat_ms: now_ms,
             lines,
@@ -376,6 +380,7 @@ impl SubLedger {
         if self.journal.len() >= self.journal_room {
             return Err(self.not_ready());
         }
+        // Fields, not methods, from here on: one borrow of the line for the whole charge.
         let line = &mut self.lines[campaign];
         let limit = line.limit;
         if line.spent.saturating_add(cost) > limit {
@@ -388,19 +393,16 @@ impl SubLedger {
             "spend past the lot of campaign {campaign}"
         );
         line.impressions += 1;
-        let day = line.day;
-        let low_water = line.spent >= line.refill_from;
         self.keys.insert_at(key, slot);
         self.journal.push(SpendRec {
             key,
             cost,
-            day,
+            day: line.day,
             campaign: campaign as u32,
-            // `journal_room > 0`: registered.
-            epoch: self.epoch.unwrap_or_default(),
+            epoch: self.journal_epoch,
         });
-        if low_water {
-            self.want_refill(campaign);
+        if line.spent >= line.refill_from && !line.queued {
+            self.queue_refill(campaign);
         }
         Ok(())
     }
@@ -417,6 +419,7 @@ impl SubLedger {
 
     fn set_epoch(&mut self, epoch: Option<u32>) {
         self.epoch = epoch;
+        self.journal_epoch = epoch.unwrap_or_default();
         self.journal_room = if epoch.is_some() {
             self.cfg.journal_max
         } else {
