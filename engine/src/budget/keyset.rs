@@ -250,7 +250,7 @@ impl KeySet {
     pub fn lookup(&self, key: u64) -> Result<Slot, ()> {
         let i = self.home(key);
         if let Some(b) = self.buckets.get(i)
-            && b.matches(key) == 0
+            && !b.keys.contains(&key)
         {
             let live = b.live(self.cur_tags, self.prev_tags);
             // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
