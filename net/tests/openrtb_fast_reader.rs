@@ -102,7 +102,8 @@ fn compare<T: PartialEq + Debug>(
                 label(),
                 text()
             );
-            // The writer shows what `PartialEq` on f64 hides (`-0.0` against `0.0`).
+            // `Debug` shows what `PartialEq` on f64 hides (`-0.0` against `0.0`).
+            assert_eq!(format!("{fast:?}"), format!("{serde:?}"), "{}", label());
             let (mut a, mut b) = (Vec::new(), Vec::new());
             write(fast, &mut a);
             write(serde, &mut b);

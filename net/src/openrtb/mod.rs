@@ -161,14 +161,31 @@ pub mod paths {
 
     /// The fast reader into a reused value (reset to its default first), for benchmarks.
     pub fn fast_request_into(body: &[u8], place: &mut BidRequest) -> bool {
-        *place = BidRequest::default();
-        checked_text(body, "request").is_ok_and(|text| read_fast_into(text, place).is_ok())
+        into(body, place, fast)
     }
 
     /// The serde path into a reused value (reset to its default first), for benchmarks.
     pub fn serde_request_into(body: &[u8], place: &mut BidRequest) -> bool {
-        *place = BidRequest::default();
-        checked_text(body, "request").is_ok_and(|text| read_serde_into(text, place).is_ok())
+        into(body, place, read_serde_into)
+    }
+
+    /// The fast reader into a reused value (reset to its default first), for benchmarks.
+    pub fn fast_response_into(body: &[u8], place: &mut BidResponse) -> bool {
+        into(body, place, fast)
+    }
+
+    /// The serde path into a reused value (reset to its default first), for benchmarks.
+    pub fn serde_response_into(body: &[u8], place: &mut BidResponse) -> bool {
+        into(body, place, read_serde_into)
+    }
+
+    fn into<T: JsonField>(
+        body: &[u8],
+        place: &mut T,
+        read: fn(&str, &mut T) -> Result<(), ()>,
+    ) -> bool {
+        *place = T::default();
+        checked_text(body, "document").is_ok_and(|text| read(text, place).is_ok())
     }
 }
 
