@@ -69,7 +69,7 @@ fn check(kind: Kind, body: &[u8], tally: &mut Tally, label: &dyn Fn() -> String)
         Kind::Request => compare(
             fast_request(body),
             serde_request(body),
-            |r, out| write_bid_request(r, out),
+            write_bid_request,
             body,
             tally,
             label,
@@ -77,7 +77,7 @@ fn check(kind: Kind, body: &[u8], tally: &mut Tally, label: &dyn Fn() -> String)
         Kind::Response => compare(
             fast_response(body),
             serde_response(body),
-            |r, out| write_bid_response(r, out),
+            write_bid_response,
             body,
             tally,
             label,
@@ -457,6 +457,11 @@ fn edge_cases_keep_the_contract() {
         r#""instl":null"#,
         r#""tagid":"a\u0000b""#,
         r#""tagid":"\ud83d\ude00""#,
+        r#""tagid":"\udbff\udfff\ud800\udc00""#,
+        r#""tagid":"\ud83d\u0041""#,
+        r#""tagid":"\ud83d""#,
+        r#""tagid":"\ude00""#,
+        r#""tagid":"\ud83d\ude0""#,
         r#""tagid":"\u00e9\u00E9""#,
         r#""tagid":"a\/b\"c""#,
         "\"tagid\":\"a\u{7f}b\"",
@@ -507,6 +512,7 @@ fn edge_cases_keep_the_contract() {
     for expected in [
         r#""bidfloor":1.5"#,
         r#""tagid":"\u00e9\u00E9""#,
+        r#""tagid":"\ud83d\ude00""#,
         r#""zz":  {"a" : [ 1 , 2 ] } "#,
     ] {
         assert!(fast_ok.contains(&expected), "{expected} fell back");

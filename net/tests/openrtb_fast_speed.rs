@@ -103,3 +103,23 @@ fn fast_reader_against_serde_path() {
         best_pair::<BidResponse>(&responses, 300, fast_response_into, serde_response_into),
     );
 }
+
+/// One path alone on the no-bid body, to run under `perf record` or `valgrind --tool=callgrind`
+/// (instruction counts do not depend on the machine's load): `PROFILE_PATH=serde` for the serde
+/// path, `PROFILE_LOOPS` parses (default 3 000 000).
+#[test]
+#[ignore = "profiling loop; run in release with --ignored"]
+fn fast_reader_profile_loop() {
+    let nobid =
+        vec![std::fs::read(manifest_path("../perf/foundation/nobid-request.json")).expect("body")];
+    let loops = std::env::var("PROFILE_LOOPS").map_or(3_000_000, |n| n.parse().expect("number"));
+    let serde = std::env::var("PROFILE_PATH").is_ok_and(|path| path == "serde");
+    let parse = if serde {
+        serde_request_into
+    } else {
+        fast_request_into
+    };
+    let mut place = BidRequest::default();
+    let ns = time_pass(&nobid, loops, &mut place, parse);
+    eprintln!("serde path: {serde}, no-bid body: {ns:.0} ns/parse");
+}

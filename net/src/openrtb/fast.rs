@@ -10,7 +10,7 @@
 //! Contract (enforced by `net/tests/openrtb_fast_reader.rs`): when this reader accepts a document,
 //! the serde path accepts it too and builds an equal value; whatever the serde path rejects, this
 //! reader rejects. It may reject valid but unusual input (exponents, long numbers, `-0`, escaped
-//! keys, `\u` surrogates): the caller then runs the serde path, which also writes the error
+//! keys): the caller then runs the serde path, which also writes the error
 //! message. [`Reject`] therefore carries no detail.
 //!
 //! Assumes valid UTF-8 and nesting bounded by `depth::check_nesting` (both checked first by the
@@ -177,23 +177,27 @@ impl<'a> FastReader<'a> {
     // ---------- strings ----------
 
     /// Offset of the first quote, backslash or control byte at or after `from` (or the length).
-    /// A short table scan first (most strings are short), then `memchr2` for long runs.
+    /// Eight bytes at a time for the first sixteen (most keys and values are short), then
+    /// `memchr2` for long runs; bytewise in the last few bytes of the document.
     #[inline]
     fn plain_run(&self, from: usize) -> usize {
         let bytes = self.text.as_bytes();
-        let head_end = bytes.len().min(from + 16);
-        for (offset, &byte) in bytes[from..head_end].iter().enumerate() {
-            if STRING_STOP[byte as usize] {
-                return from + offset;
+        let mut at = from;
+        while let Some(chunk) = bytes.get(at..at + 8) {
+            let stops = stop_bytes(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if stops != 0 {
+                return at + (stops.trailing_zeros() / 8) as usize;
+            }
+            at += 8;
+            if at - from >= 16 {
+                return long_run(bytes, at);
             }
         }
-        let found = memchr::memchr2(b'"', b'\\', &bytes[head_end..])
-            .map_or(bytes.len(), |at| head_end + at);
-        // Control bytes are rare; one vectorisable pass over the run finds the first.
-        match bytes[head_end..found].iter().position(|&byte| byte < 0x20) {
-            Some(at) => head_end + at,
-            None => found,
-        }
+        let tail = &bytes[at..];
+        at + tail
+            .iter()
+            .position(|&byte| STRING_STOP[byte as usize])
+            .unwrap_or(tail.len())
     }
 
     /// Reads a string value into `out` (one allocation of the exact length when unescaped).
@@ -233,8 +237,7 @@ impl<'a> FastReader<'a> {
         }
     }
 
-    /// Decodes the escape whose backslash is at `at`; returns the offset after it. `\u`
-    /// surrogates (pairs included) are rejected: the serde path decodes them.
+    /// Decodes the escape whose backslash is at `at`; returns the offset after it.
     fn unescape(&self, at: usize, out: &mut String) -> Result<usize, Reject> {
         let bytes = self.text.as_bytes();
         let (decoded, length) = match bytes.get(at + 1).ok_or(Reject)? {
@@ -246,8 +249,7 @@ impl<'a> FastReader<'a> {
             b'n' => ('\n', 2),
             b'r' => ('\r', 2),
             b't' => ('\t', 2),
-            // Surrogates are not `char`s: rejected.
-            b'u' => (char::from_u32(hex4(bytes, at + 2)?).ok_or(Reject)?, 6),
+            b'u' => unicode_escape(bytes, at)?,
             _ => return Err(Reject),
         };
         out.push(decoded);
@@ -286,9 +288,7 @@ impl<'a> FastReader<'a> {
         let negative = self.peek()? == b'-';
         let start = self.pos + usize::from(negative);
         let (magnitude, end) = digits(bytes, start, INTEGER_DIGITS_MAX)?;
-        if matches!(bytes.get(end), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))
-            || (negative && magnitude == 0)
-        {
+        if matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) || (negative && magnitude == 0) {
             return Err(Reject);
         }
         self.pos = end;
@@ -415,6 +415,49 @@ impl<'a> FastReader<'a> {
     }
 }
 
+/// `plain_run` past its first sixteen bytes.
+#[inline(never)]
+fn long_run(bytes: &[u8], from: usize) -> usize {
+    let found = memchr::memchr2(b'"', b'\\', &bytes[from..]).map_or(bytes.len(), |at| from + at);
+    // Control bytes are rare; one vectorisable pass over the run finds the first.
+    match bytes[from..found].iter().position(|&byte| byte < 0x20) {
+        Some(at) => from + at,
+        None => found,
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` (little endian) that is a quote, a backslash or below
+/// 0x20. Borrows can flag bytes after a true stop, never before, so the lowest flag is exact.
+#[inline]
+fn stop_bytes(word: u64) -> u64 {
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    zero_bytes(word ^ (ONES * u64::from(b'"')))
+        | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+        | below_space
+}
+
+/// The character of the `\u` escape at `at` (a surrogate pair takes two escapes) and the length
+/// of its text. Lone surrogates are rejected, as sonic-rs rejects them.
+fn unicode_escape(bytes: &[u8], at: usize) -> Result<(char, usize), Reject> {
+    let code = hex4(bytes, at + 2)?;
+    if !(0xD800..0xDC00).contains(&code) {
+        return Ok((char::from_u32(code).ok_or(Reject)?, 6)); // lone low surrogates fail here
+    }
+    if bytes.get(at + 6..at + 8) != Some(b"\\u") {
+        return Err(Reject);
+    }
+    let low = hex4(bytes, at + 8)?;
+    if !(0xDC00..0xE000).contains(&low) {
+        return Err(Reject);
+    }
+    let code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    Ok((char::from_u32(code).ok_or(Reject)?, 12))
+}
+
 /// The four hex digits at `at` as a number.
 fn hex4(bytes: &[u8], at: usize) -> Result<u32, Reject> {
     let digits = bytes.get(at..at + 4).ok_or(Reject)?;
@@ -425,17 +468,26 @@ fn hex4(bytes: &[u8], at: usize) -> Result<u32, Reject> {
 }
 
 /// The integer part of a number at `at`: `0` or a run not starting with `0`, at most `max`
-/// digits. Returns its value and end.
+/// (at most 19) digits. Returns its value and end.
+#[inline]
 fn digits(bytes: &[u8], at: usize, max: usize) -> Result<(u64, usize), Reject> {
-    let end = match bytes.get(at) {
-        Some(b'0') => at + 1,
-        Some(b'1'..=b'9') => digit_run_end(bytes, at),
-        _ => return Err(Reject),
-    };
-    if end - at > max {
+    let mut value = 0u64;
+    let mut end = at;
+    while let Some(&byte) = bytes.get(end) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        if end - at == max {
+            return Err(Reject);
+        }
+        value = value * 10 + u64::from(digit);
+        end += 1;
+    }
+    if end == at || (end - at > 1 && bytes[at] == b'0') {
         return Err(Reject);
     }
-    Ok((accumulate(0, &bytes[at..end]), end))
+    Ok((value, end))
 }
 
 /// Appends the fraction digits at `at` (at least one) to `mantissa`; returns it and their end.
