@@ -518,3 +518,51 @@ fn edge_cases_keep_the_contract() {
         assert!(fast_ok.contains(&expected), "{expected} fell back");
     }
 }
+
+#[test]
+fn floats_equal_the_serde_path_bit_for_bit() {
+    // Deterministic pseudo-random decimals: 1 to 18 digits, the point anywhere, either sign.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut tally = Tally::default();
+    for _ in 0..4000 {
+        let digits = 1 + (next() % 18) as usize;
+        let mut text: String = (0..digits)
+            .map(|_| char::from(b'0' + (next() % 10) as u8))
+            .collect();
+        let point = (next() % (digits as u64 + 1)) as usize;
+        if point < digits {
+            text.insert(point, '.');
+        }
+        let text = text.trim_start_matches('0');
+        let text = match text.chars().next() {
+            None | Some('.') => format!("0{text}"),
+            Some(_) => text.to_owned(),
+        };
+        let text = if text.ends_with('.') {
+            format!("{text}0")
+        } else {
+            text
+        };
+        let sign = if next() % 2 == 0 { "-" } else { "" };
+        let body = request_with(&format!(r#""bidfloor":{sign}{text},"dt":{text}"#));
+        let fast = check(Kind::Request, body.as_bytes(), &mut tally, &|| body.clone());
+        let significant = text.trim_start_matches(['0', '.']).replace('.', "").len();
+        if significant <= 15 && !(sign == "-" && text.parse::<f64>() == Ok(0.0)) {
+            assert!(fast, "{body} fell back");
+        }
+        if fast {
+            let request = fast_request(body.as_bytes()).expect("fast");
+            assert_eq!(
+                request.imp[0].dt,
+                Some(text.parse::<f64>().expect("number"))
+            );
+        }
+    }
+    assert!(tally.both_ok > 2000, "{tally:?}");
+}

@@ -72,7 +72,7 @@ impl<'a> FastReader<'a> {
     }
 
     /// Skips whitespace and returns the next byte, not consumed; `Reject` at the end.
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Result<u8, Reject> {
         let bytes = self.text.as_bytes();
         while let Some(&byte) = bytes.get(self.pos) {
@@ -85,7 +85,7 @@ impl<'a> FastReader<'a> {
     }
 
     /// Skips whitespace and consumes `byte`.
-    #[inline]
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Fast {
         if self.peek()? != byte {
             return Err(Reject);
@@ -124,7 +124,7 @@ impl<'a> FastReader<'a> {
 
     /// Consumes a member key and its colon. Keys with escapes are rejected (the serde path
     /// unescapes them).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key(&mut self) -> Result<&'a str, Reject> {
         self.eat(b'"')?;
         let start = self.pos;
@@ -138,7 +138,7 @@ impl<'a> FastReader<'a> {
     }
 
     /// After a member: true at `,` (a key must follow), false at `}`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn object_next(&mut self) -> Result<bool, Reject> {
         self.next_or_close(b'}')
     }
