@@ -34,9 +34,21 @@ pub(crate) fn check_nesting(body: &[u8]) -> Result<(), String> {
 }
 
 /// Count of `{` and `[` bytes anywhere in `body`: a bound on its nesting depth that a
-/// vectorised search finds without lexing strings, so a typical request skips the exact scan.
+/// vectorised count finds without lexing strings, so a typical request skips the exact scan.
+/// Counted in blocks of 255 bytes with byte-wide sums (which the compiler vectorises; a
+/// `memchr2` iterator costs a call per bracket), stopping once the bound is exceeded.
 fn opening_brackets(body: &[u8]) -> usize {
-    memchr::memchr2_iter(b'{', b'[', body).count()
+    let mut count = 0;
+    for block in body.chunks(255) {
+        let in_block = block
+            .iter()
+            .fold(0u8, |n, &byte| n + u8::from(byte == b'{' || byte == b'['));
+        count += usize::from(in_block);
+        if count > NESTING_DEPTH_MAX {
+            break;
+        }
+    }
+    count
 }
 
 /// Offset of the quote closing the string whose content starts at `start` (or the body length

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::fast::{Fast, FastReader};
 use super::raw::RawJson;
 
 /// A value that can be one JSON field of an OpenRTB object.
@@ -27,6 +28,9 @@ pub(crate) trait JsonField: Sized + Default {
     /// Whether [`JsonField::deserialize_in_place`] is worth a default value written first
     /// (objects), rather than the value returned (leaves).
     const IN_PLACE: bool = false;
+    /// The fast path: reads the value with the hand-written reader into `place`, which holds
+    /// `Self::default()`. `Reject` on anything unusual; the serde path then decides.
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast;
     /// Appends the value as JSON.
     fn write_json(&self, out: &mut Vec<u8>);
     /// True when the value is the type's default (absent `Option`, empty `Vec`, `0`), which the
@@ -123,6 +127,9 @@ impl JsonField for String {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(StringVisitor)
     }
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        r.string(place)
+    }
     fn write_json(&self, out: &mut Vec<u8>) {
         write_json_string(out, self);
     }
@@ -135,7 +142,7 @@ impl JsonField for String {
 
 /// Reads a JSON integer into `$ty`, with one phrase for every wrong type or range.
 macro_rules! integer_field {
-    ($ty:ty, $visitor:ident, $msg:expr) => {
+    ($ty:ident, $visitor:ident, $msg:expr) => {
         struct $visitor;
 
         impl<'de> Visitor<'de> for $visitor {
@@ -155,6 +162,10 @@ macro_rules! integer_field {
         impl JsonField for $ty {
             fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 d.deserialize_any($visitor)
+            }
+            fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+                *place = r.$ty()?;
+                Ok(())
             }
             fn write_json(&self, out: &mut Vec<u8>) {
                 out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
@@ -200,6 +211,10 @@ impl<'de> Visitor<'de> for F64Visitor {
 impl JsonField for f64 {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(F64Visitor)
+    }
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        *place = r.f64()?;
+        Ok(())
     }
     fn write_json(&self, out: &mut Vec<u8>) {
         write_json_f64(out, *self);
@@ -279,6 +294,12 @@ impl<T: JsonField> JsonField for Option<T> {
         })
     }
     const IN_PLACE: bool = T::IN_PLACE;
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        if r.null()? {
+            return Ok(()); // `place` holds `None`
+        }
+        T::read_fast(r, place.insert(T::default()))
+    }
     fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Some(value) => value.write_json(out),
@@ -350,6 +371,15 @@ impl<T: JsonField> JsonField for Vec<T> {
         })
     }
     const IN_PLACE: bool = T::IN_PLACE;
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        let mut more = r.array_start()?;
+        while more {
+            place.push(T::default());
+            T::read_fast(r, place.last_mut().expect("just pushed"))?;
+            more = r.array_next()?;
+        }
+        Ok(())
+    }
     fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (index, item) in self.iter().enumerate() {
@@ -370,6 +400,10 @@ impl<T: JsonField> JsonField for Vec<T> {
 impl JsonField for RawJson {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         serde::Deserialize::deserialize(d)
+    }
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        *place = r.raw()?;
+        Ok(())
     }
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.as_str().as_bytes());

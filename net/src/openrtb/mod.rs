@@ -10,6 +10,7 @@
 mod codes;
 mod depth;
 mod error;
+pub(crate) mod fast;
 pub(crate) mod field;
 pub(crate) mod object;
 mod raw;
@@ -68,8 +69,7 @@ pub fn write_bid_response(resp: &BidResponse, out: &mut Vec<u8>) {
     resp.write_json(out);
 }
 
-/// Fast path: one sonic-rs pass without path tracking. Only on failure, a second pass with
-/// `serde_path_to_error` finds where it failed.
+/// Reads a document into a fresh value (see [`parse_document_into`]).
 fn parse_document<T>(body: &[u8], root: &str) -> Result<T, String>
 where
     T: JsonField + for<'de> serde::Deserialize<'de>,
@@ -79,19 +79,113 @@ where
     Ok(value)
 }
 
-/// [`parse_document`] into `place`, which holds `T::default()`.
+/// [`parse_document`] into `place`, which holds `T::default()`. After the UTF-8 and nesting
+/// checks, the fast reader (`fast.rs`) runs first; if it gives up for any reason, `place` is
+/// reset and the serde path decides: one sonic-rs pass without path tracking, then, only on
+/// failure, a second pass with `serde_path_to_error` finds where it failed.
 fn parse_document_into<T>(body: &[u8], root: &str, place: &mut T) -> Result<(), String>
 where
     T: JsonField + for<'de> serde::Deserialize<'de>,
 {
+    let text = checked_text(body, root)?;
+    if read_fast_into(text, place).is_ok() {
+        return Ok(());
+    }
+    *place = T::default();
+    match read_serde_into(text, place) {
+        Ok(()) => Ok(()),
+        Err(()) => Err(describe_parse_error::<T>(text, root)),
+    }
+}
+
+/// The body as text, once it is valid UTF-8 and nested at most [`NESTING_DEPTH_MAX`] deep.
+fn checked_text<'a>(body: &'a [u8], root: &str) -> Result<&'a str, String> {
     let text = std::str::from_utf8(body)
         .map_err(|e| format!("{root} body is not valid UTF-8 at byte {}", e.valid_up_to()))?;
     depth::check_nesting(body).map_err(|reason| format!("{root} body has {reason}"))?;
+    Ok(text)
+}
+
+/// The fast reader over the whole document, trailing whitespace included.
+fn read_fast_into<T: JsonField>(text: &str, place: &mut T) -> fast::Fast {
+    let mut reader = fast::FastReader::new(text);
+    T::read_fast(&mut reader, place)?;
+    reader.finish()
+}
+
+/// The serde path over the whole document, without error details.
+fn read_serde_into<T: JsonField>(text: &str, place: &mut T) -> Result<(), ()> {
     let mut deserializer = sonic_rs::Deserializer::from_str(text);
     let parsed = InPlaceSeed(place).deserialize(&mut deserializer);
-    match parsed.and_then(|()| deserializer.end()) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(describe_parse_error::<T>(text, root)),
+    parsed.and_then(|()| deserializer.end()).map_err(|_| ())
+}
+
+/// Each parse path alone, for the equivalence tests and benchmarks (not an API). Both run the
+/// same UTF-8 and nesting checks first; `None` is "rejected".
+#[doc(hidden)]
+pub mod paths {
+    use super::{
+        BidRequest, BidResponse, JsonField, checked_text, read_fast_into, read_serde_into,
+    };
+
+    fn run<T: JsonField>(body: &[u8], read: fn(&str, &mut T) -> Result<(), ()>) -> Option<T> {
+        let text = checked_text(body, "document").ok()?;
+        let mut value = T::default();
+        read(text, &mut value).ok()?;
+        Some(value)
+    }
+
+    fn fast<T: JsonField>(text: &str, place: &mut T) -> Result<(), ()> {
+        read_fast_into(text, place).map_err(|_| ())
+    }
+
+    /// The fast reader alone.
+    pub fn fast_request(body: &[u8]) -> Option<BidRequest> {
+        run(body, fast)
+    }
+
+    /// The serde path alone.
+    pub fn serde_request(body: &[u8]) -> Option<BidRequest> {
+        run(body, read_serde_into)
+    }
+
+    /// The fast reader alone.
+    pub fn fast_response(body: &[u8]) -> Option<BidResponse> {
+        run(body, fast)
+    }
+
+    /// The serde path alone.
+    pub fn serde_response(body: &[u8]) -> Option<BidResponse> {
+        run(body, read_serde_into)
+    }
+
+    /// The fast reader into a reused value (reset to its default first), for benchmarks.
+    pub fn fast_request_into(body: &[u8], place: &mut BidRequest) -> bool {
+        into(body, place, fast)
+    }
+
+    /// The serde path into a reused value (reset to its default first), for benchmarks.
+    pub fn serde_request_into(body: &[u8], place: &mut BidRequest) -> bool {
+        into(body, place, read_serde_into)
+    }
+
+    /// The fast reader into a reused value (reset to its default first), for benchmarks.
+    pub fn fast_response_into(body: &[u8], place: &mut BidResponse) -> bool {
+        into(body, place, fast)
+    }
+
+    /// The serde path into a reused value (reset to its default first), for benchmarks.
+    pub fn serde_response_into(body: &[u8], place: &mut BidResponse) -> bool {
+        into(body, place, read_serde_into)
+    }
+
+    fn into<T: JsonField>(
+        body: &[u8],
+        place: &mut T,
+        read: fn(&str, &mut T) -> Result<(), ()>,
+    ) -> bool {
+        *place = T::default();
+        checked_text(body, "document").is_ok_and(|text| read(text, place).is_ok())
     }
 }
 

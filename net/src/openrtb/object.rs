@@ -143,6 +143,44 @@ macro_rules! json_object {
                 d.deserialize_any(ObjectVisitor(place))
             }
 
+            /// Same members, duplicate and required checks as the visitor above, on the fast
+            /// reader; every failure is a bare `Reject` (the serde path writes the message).
+            fn read_fast(
+                r: &mut $crate::openrtb::fast::FastReader<'_>,
+                place: &mut Self,
+            ) -> $crate::openrtb::fast::Fast {
+                use $crate::openrtb::fast::Reject;
+                #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+                enum Ix { $($field),* }
+                let object = place;
+                let mut more = r.object_start()?;
+                while more {
+                    let key = r.key()?;
+                    match key {
+                        $(
+                            $crate::openrtb::object::json_key!($field $(, $json)?) => {
+                                if object.present.contains(Ix::$field as u32) {
+                                    return Err(Reject);
+                                }
+                                $crate::openrtb::field::JsonField::read_fast(r, &mut object.$field)?;
+                                object.present.insert(Ix::$field as u32);
+                            }
+                        )*
+                        _ => {
+                            let value = r.raw()?;
+                            object.extra.push((key.into(), value));
+                        }
+                    }
+                    more = r.object_next()?;
+                }
+                $(
+                    if !object.present.contains(Ix::$required as u32) {
+                        return Err(Reject);
+                    }
+                )*
+                Ok(())
+            }
+
             fn write_json(&self, out: &mut Vec<u8>) {
                 use $crate::openrtb::field::write_json_key;
                 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]

@@ -34,6 +34,11 @@ impl RawJson {
         Ok(RawJson(value.as_raw_str().into()))
     }
 
+    /// Wraps text the fast reader has already validated as one JSON value.
+    pub(crate) fn from_checked(text: &str) -> RawJson {
+        RawJson(text.into())
+    }
+
     /// The exact JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
