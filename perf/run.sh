@@ -25,6 +25,8 @@ source perf/lib.sh   # sets SHARDS, SERVER_CPUS, LOAD_CPUS (servers and load on 
 export SHARDS SERVER_CPUS LOAD_CPUS
 
 echo "== building (release, target-cpu=native)"
+# The commit measured, for the report (HEAD may move while the suite runs).
+{ git rev-parse --short HEAD | tr -d '\n'; [ -z "$(git status --porcelain)" ] || printf ' (with local changes)'; echo; } > "$OUT/commit.txt"
 cargo build --release -q -p engine -p tools -p perf
 [ -f demo-data/catalog.json ] || "$BIN/adgen" --out demo-data
 
