@@ -2,39 +2,14 @@
 //! every request parses and validates, every response parses, and parse -> write -> parse loses
 //! nothing (compared as generic JSON values, numbers numerically), unknown members included.
 
-use std::path::PathBuf;
+mod common;
 
+use common::corpus_files;
 use net::openrtb::{
     ValidationLimits, parse_bid_request, parse_bid_request_boxed, parse_bid_response,
     validate_bid_request, write_bid_request, write_bid_response,
 };
 use serde_json::Value;
-
-fn corpus_files(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/openrtb")
-        .join(kind);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus directory {} unreadable: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&path).expect("corpus file readable"))
-        })
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "expected the shared corpus in {}, found {} files",
-        dir.display(),
-        files.len()
-    );
-    files
-}
 
 /// Differences between two JSON values; numbers compare numerically, object key order is ignored.
 fn json_differences(expected: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {

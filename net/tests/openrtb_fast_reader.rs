@@ -9,8 +9,10 @@
 //! string and literal substitutions, duplicated and renamed keys, whitespace everywhere).
 
 use std::fmt::Debug;
-use std::path::PathBuf;
 
+mod common;
+
+use common::{corpus_files, manifest_path};
 use net::openrtb::paths::{fast_request, fast_response, serde_request, serde_response};
 use net::openrtb::{write_bid_request, write_bid_response};
 
@@ -20,33 +22,11 @@ enum Kind {
     Response,
 }
 
-fn manifest_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn read_dir_sorted(dir: &PathBuf) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("corpus directory {} unreadable: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&path).expect("corpus file readable"))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Every corpus body with its kind, plus the perf no-bid request.
 fn corpus() -> Vec<(String, Kind, Vec<u8>)> {
     let mut all = Vec::new();
     for (dir, kind) in [("requests", Kind::Request), ("responses", Kind::Response)] {
-        let files = read_dir_sorted(&manifest_path("../../shared/data/openrtb").join(dir));
-        assert!(files.len() >= 10, "shared corpus {dir} missing");
+        let files = corpus_files(dir);
         all.extend(files.into_iter().map(|(name, body)| (name, kind, body)));
     }
     let nobid = std::fs::read(manifest_path("../perf/foundation/nobid-request.json"))

@@ -6,7 +6,9 @@
 //! of the two paths are interleaved and the best of each is kept (the machine is shared).
 
 use std::hint::black_box;
-use std::path::PathBuf;
+mod common;
+
+use common::{corpus_files, manifest_path};
 use std::time::Instant;
 
 use net::openrtb::paths::{
@@ -19,20 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TRIALS: usize = 21;
 
-fn manifest_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 fn corpus(kind: &str) -> Vec<Vec<u8>> {
-    let dir = manifest_path("../../shared/data/openrtb").join(kind);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("corpus directory")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| std::fs::read(p).expect("corpus file"))
+    corpus_files(kind)
+        .into_iter()
+        .map(|(_, body)| body)
         .collect()
 }
 
