@@ -9,7 +9,9 @@
 //!
 //! Owns: ranking, reserves, budget fallback, house fill. Must not know: HTTP or OpenRTB encoding.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock;
 
 use crate::catalog::Catalog;
 use crate::config::AuctionConfig;
@@ -74,7 +76,7 @@ struct SlotTally {
 /// Stage times summed over a request's slots. `mark` is the last clock read: each stage starts
 /// where the previous one ended, so a slot costs four reads, not five.
 struct StageClock {
-    mark: Instant,
+    mark: clock::Instant,
     select: Duration,
     score: Duration,
     auction: Duration,
@@ -93,7 +95,7 @@ pub fn run_auction(
 ) -> AuctionResult {
     let mut result = AuctionResult::default();
     let mut clock = StageClock {
-        mark: Instant::now(),
+        mark: clock::now(),
         select: Duration::ZERO,
         score: Duration::ZERO,
         auction: Duration::ZERO,
@@ -166,15 +168,15 @@ fn auction_slot(
         &mut scratch.candidates,
     );
     bump(&m.candidates_cut, cut as u64);
-    let t1 = Instant::now();
+    let t1 = clock::now();
     score_candidates(catalog, job, slot, scratch, ml);
-    let t2 = Instant::now();
+    let t2 = clock::now();
     let eligible = !scratch.scored.is_empty();
     let below = apply_reserve_and_rank(catalog, slot, cfg, &mut scratch.scored);
     ml.explore(&mut scratch.scored);
     bump(&m.below_floor_candidates, below as u64);
     let above_floor = !scratch.scored.is_empty();
-    let t3 = Instant::now();
+    let t3 = clock::now();
     let charge = Charge {
         slot_index,
         key,
@@ -185,7 +187,7 @@ fn auction_slot(
         win = pick_house(job, slot_index, scratch);
         bump(&m.impressions_house, u64::from(win.is_some()));
     }
-    let t4 = Instant::now();
+    let t4 = clock::now();
     clock.select += t1 - t0;
     clock.score += t2 - t1;
     clock.auction += t3 - t2;
@@ -372,7 +374,7 @@ mod tests {
                 ..Context::default()
             },
             user_key: 7,
-            received: Instant::now(),
+            received: clock::now(),
             tmax_ms: 10_000,
         }
     }

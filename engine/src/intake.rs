@@ -5,7 +5,6 @@
 //! device, local time for day-parting). Must not know: how candidates are chosen or priced.
 
 use std::hash::{BuildHasher, Hasher};
-use std::time::Instant;
 
 use net::openrtb::{BidRequest, Imp};
 
@@ -59,7 +58,7 @@ pub struct AuctionJob {
     /// Stable hash of the user identity; `user_key % shards` is the owner.
     pub user_key: u64,
     /// When the request was received; the deadline is `received + tmax`.
-    pub received: Instant,
+    pub received: crate::clock::Instant,
     pub tmax_ms: u64,
 }
 
@@ -218,7 +217,7 @@ pub fn now_unix_s() -> i64 {
 /// Builds the job for a validated request.
 pub fn job_from_request(
     req: &BidRequest,
-    received: Instant,
+    received: crate::clock::Instant,
     now_unix_s: i64,
     tmax_ms_default: u64,
 ) -> AuctionJob {
@@ -278,7 +277,7 @@ mod tests {
         );
         // 2026-11-28 12:00:00 UTC is a Saturday; -8h => 04:00 local, still Saturday.
         let now = crate::catalog::days_from_civil(2026, 11, 28) * 86_400 + 12 * 3600;
-        let job = job_from_request(&r, Instant::now(), now, 120);
+        let job = job_from_request(&r, crate::clock::now(), now, 120);
         assert_eq!(job.tmax_ms, 80);
         assert_eq!(job.slots[0].floor_cpm_micros, 1_250_000);
         assert_eq!(job.slots[0].banner_sizes, vec![(300, 250), (320, 50)]);

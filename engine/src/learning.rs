@@ -83,7 +83,7 @@ impl Learning {
         prior_only: bool,
         f: impl FnOnce(&mut ScoringRun<'_>) -> R,
     ) -> R {
-        let started = Instant::now();
+        let started = crate::clock::now();
         let model = self.model.borrow();
         let profiles = self.profiles.borrow();
         let campaigns = self.campaigns.borrow();

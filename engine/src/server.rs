@@ -49,6 +49,7 @@ impl Engine {
 
     pub fn start_with_catalog(config: Config, catalog: Catalog) -> anyhow::Result<Engine> {
         let listen = config.server.listen;
+        crate::clock::calibrate();
         let model =
             crate::model_store::load(&config.model.path).context("loading the CTR model")?;
         let users = crate::profile::load_users(&config.profiles.path)?;

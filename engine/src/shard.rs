@@ -14,6 +14,7 @@ use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
 use net::openrtb::BidRequest;
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
+use crate::clock;
 use crate::auction::{AuctionResult, Scratch, run_auction};
 use crate::budget::durable::{WalHandle, WalStats};
 use crate::budget::pacing::PaceLine;
@@ -546,7 +547,7 @@ pub fn is_json_content_type(value: &[u8]) -> bool {
 
 impl Front {
     async fn auction(&self, req: &Request<'_>, resp: &mut Response) {
-        let received = Instant::now();
+        let received = clock::now();
         let _in_flight = self.shard.degradation.enter();
         let m = &self.shard.metrics;
         if let Some(ct) = req.content_type()
@@ -561,7 +562,7 @@ impl Front {
             return;
         }
         let parsed = net::openrtb::parse_bid_request_boxed(req.body);
-        let t_parsed = Instant::now();
+        let t_parsed = clock::now();
         m.record(Stage::Parse, t_parsed - received);
         let bid_request = match parsed {
             Ok(r) => r,
@@ -577,7 +578,7 @@ impl Front {
             respond::invalid(resp, 400, &bid_request.id, &e.to_string());
             return;
         }
-        let t_valid = Instant::now();
+        let t_valid = clock::now();
         m.record(Stage::Validate, t_valid - t_parsed);
         if self.screened_out(&bid_request, resp, received, t_valid) {
             return;
@@ -599,7 +600,7 @@ impl Front {
             (Some(c), Some(r)) => self.settle_external(&bid_request, c, r),
             _ => Vec::new(),
         };
-        let t_respond = Instant::now();
+        let t_respond = clock::now();
         let outcome = match &result {
             Some(r) => respond::auction(resp, &self.shard.shared, &bid_request, r, &external, m),
             None => {
@@ -608,7 +609,7 @@ impl Front {
             }
         };
         m.outcome(outcome);
-        let done = Instant::now();
+        let done = clock::now();
         m.record(Stage::Respond, done - t_respond);
         m.record(Stage::Total, done - received);
         // The DSP wait has its own cutoffs; the ladder judges the shard's own work and queues.
@@ -622,15 +623,15 @@ impl Front {
         &self,
         req: &BidRequest,
         resp: &mut Response,
-        received: Instant,
-        start: Instant,
+        received: clock::Instant,
+        start: clock::Instant,
     ) -> bool {
         let (integrity, m) = (&self.shard.integrity, &self.shard.metrics);
         if !integrity.enabled() {
             return false;
         }
         let flagged = integrity.check(req);
-        let done = Instant::now();
+        let done = clock::now();
         m.record(Stage::Integrity, done - start);
         let Some(rule) = flagged else {
             return false;
@@ -661,11 +662,11 @@ impl Front {
         }
         rtb.set_tier_max(act.dsp_tier_max);
         let formats = job.slots.iter().fold(0u8, |m, s| m | s.formats_mask);
-        let started = Instant::now();
+        let started = clock::now();
         let collected = rtb
             .collect(
                 req,
-                job.received,
+                clock::to_std(job.received),
                 job.tmax_ms,
                 formats,
                 &job.ctx.country,
@@ -705,7 +706,7 @@ impl Front {
         }
         let m = &self.shard.metrics;
         bump(&m.hops_out, 1);
-        let sent = Instant::now();
+        let sent = clock::now();
         let reply = self
             .ctx
             .invoke_on(ShardId(owner), Msg::Auction(Box::new(job)))

@@ -11,9 +11,9 @@ use engine::server::Engine;
 
 /// Every shard allocates and frees per request (request strings, response buffers); glibc's
 /// malloc spends ~1 us of a 10 us no-bid request there (free-list consolidation included).
-/// mimalloc's thread-local free lists fit a thread-per-core server.
+/// mimalloc's thread-local free lists fit a thread-per-core server (see `shards::alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: shards::alloc::ShardAllocator = shards::alloc::ShardAllocator;
 
 #[derive(Parser, Debug)]
 #[command(

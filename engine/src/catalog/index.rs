@@ -10,7 +10,10 @@
 //! no-bid path (3.7 us of ~26 us per request with 200 demo campaigns, `perf record`), and grows
 //! with the catalog; a request here costs a few hash lookups and one AND per 64 campaigns.
 
-use std::collections::HashMap;
+/// The index's maps are probed several times per request; ahash instead of std's SipHash (these
+/// keys come from the operator's catalog, not from requests, so flooding is not a concern:
+/// a request's value is only looked up, never inserted).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 use super::{CampaignEntry, Creative, Format};
 
@@ -39,7 +42,7 @@ impl ListDimension {
                 set(&mut open, i);
             }
         }
-        let mut by_value: HashMap<String, Bits> = HashMap::new();
+        let mut by_value: HashMap<String, Bits> = HashMap::default();
         for (i, list) in lists.iter().enumerate() {
             for value in *list {
                 set(
@@ -99,7 +102,7 @@ impl EligibilityIndex {
         let words = campaigns.len().div_ceil(64);
         let mut all = empty(words);
         let (mut banner_any, mut video, mut native) = (empty(words), empty(words), empty(words));
-        let mut banner_size: HashMap<(u32, u32), Bits> = HashMap::new();
+        let mut banner_size: HashMap<(u32, u32), Bits> = HashMap::default();
         for (i, c) in campaigns.iter().enumerate() {
             set(&mut all, i);
             for cr in c.creatives.iter().map(|&k| &creatives[k]) {

@@ -71,15 +71,15 @@ impl Response {
         }
         if RESERVED_HEADERS
             .iter()
-            .any(|reserved| name.eq_ignore_ascii_case(reserved))
+            .any(|reserved| reserved.len() == name.len() && name.eq_ignore_ascii_case(reserved))
         {
             self.close |= name.eq_ignore_ascii_case("connection")
-                && value.trim().eq_ignore_ascii_case("close");
+                && value.trim_ascii().eq_ignore_ascii_case("close");
             return self;
         }
         self.headers.extend_from_slice(name.as_bytes());
         self.headers.extend_from_slice(b": ");
-        self.headers.extend_from_slice(value.trim().as_bytes());
+        self.headers.extend_from_slice(value.trim_ascii().as_bytes());
         self.headers.extend_from_slice(b"\r\n");
         self
     }
@@ -191,11 +191,26 @@ fn status_allows_body(status: u16) -> bool {
 
 /// RFC 9110 token: visible ASCII except delimiters.
 fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
+
+/// RFC 9110 `tchar`: the bytes a header name may contain (a table: handlers set a few headers on
+/// every response).
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+                    | b'`' | b'|' | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -294,5 +309,19 @@ mod tests {
         let (head, body) = text.split_once("\r\n\r\n").expect("blank line");
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         assert!(body.starts_with("length required"));
+    }
+
+    #[test]
+    fn header_names_are_exactly_rfc_9110_tokens() {
+        for b in 0u8..=255 {
+            let name = [b'x', b];
+            let Ok(name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_token(name), tchar, "byte {b:#04x}");
+        }
+        assert!(!is_token(""));
+        assert!(!is_token("x\u{e9}"));
     }
 }

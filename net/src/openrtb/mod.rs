@@ -99,8 +99,10 @@ where
 }
 
 /// The body as text, once it is valid UTF-8 and nested at most [`NESTING_DEPTH_MAX`] deep.
+/// `simdutf8` validates with SIMD (the standard library's check was ~2 instructions per byte,
+/// 3 % of a no-bid request's instructions); its `compat` errors carry the same offset.
 fn checked_text<'a>(body: &'a [u8], root: &str) -> Result<&'a str, String> {
-    let text = std::str::from_utf8(body)
+    let text = simdutf8::compat::from_utf8(body)
         .map_err(|e| format!("{root} body is not valid UTF-8 at byte {}", e.valid_up_to()))?;
     depth::check_nesting(body).map_err(|reason| format!("{root} body has {reason}"))?;
     Ok(text)
