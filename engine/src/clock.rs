@@ -45,7 +45,10 @@ mod tests {
         let (q, s) = (now() - q0, s0.elapsed());
         assert!(q >= Duration::from_millis(30), "{q:?}");
         // Generous: a descheduled vCPU between the two reads must not fail the test.
-        assert!(q.abs_diff(s) < Duration::from_millis(10) + s / 10, "counter {q:?} vs os {s:?}");
+        assert!(
+            q.abs_diff(s) < Duration::from_millis(10) + s / 10,
+            "counter {q:?} vs os {s:?}"
+        );
     }
 
     #[test]

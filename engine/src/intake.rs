@@ -149,7 +149,7 @@ fn context_from(req: &BidRequest, now_unix_s: i64) -> Context {
     let device = req.device.as_ref();
     let geo = device
         .and_then(|d| d.geo.as_ref())
-        .or_else(|| req.user.as_ref().and_then(|u| u.geo.as_ref()));
+        .or_else(|| req.user.as_ref().and_then(|u| u.geo.as_deref()));
     let utc_offset_min = geo
         .and_then(|g| g.utcoffset)
         .unwrap_or(0)

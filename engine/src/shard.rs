@@ -14,12 +14,12 @@ use net::http::{Handler, HttpStats, Method, Request, Response, Shutdown};
 use net::openrtb::BidRequest;
 use shards::{MeshError, MeshStats, Service, ShardCtx, ShardId};
 
-use crate::clock;
 use crate::auction::{AuctionResult, Scratch, run_auction};
 use crate::budget::durable::{WalHandle, WalStats};
 use crate::budget::pacing::PaceLine;
 use crate::budget::{Allocator, LedgerRecord, LocalCounters, allocator as alloc};
 use crate::catalog::Catalog;
+use crate::clock;
 use crate::config::Config;
 use crate::degradation::{Controller as Degradation, DegradationSnapshot};
 use crate::intake::{self, AuctionJob};

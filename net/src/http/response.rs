@@ -79,7 +79,8 @@ impl Response {
         }
         self.headers.extend_from_slice(name.as_bytes());
         self.headers.extend_from_slice(b": ");
-        self.headers.extend_from_slice(value.trim_ascii().as_bytes());
+        self.headers
+            .extend_from_slice(value.trim_ascii().as_bytes());
         self.headers.extend_from_slice(b"\r\n");
         self
     }
@@ -204,8 +205,20 @@ const TOKEN_BYTES: [bool; 256] = {
         table[byte] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                    | b'`' | b'|' | b'~'
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
             );
         byte += 1;
     }

@@ -250,6 +250,8 @@ struct Connection<H> {
     parse_at_bytes: usize,
     write_buf: Vec<u8>,
     responses_unwritten: usize,
+    /// When we first waited for more bytes of the current request (its `request_timeout_ms`
+    /// runs from there); `None` between requests.
     request_started: Option<Instant>,
     continue_sent: bool,
 }
@@ -379,10 +381,9 @@ impl<H: Handler> Connection<H> {
         if self.start >= self.read_buf.len() {
             self.read_buf.clear();
             self.start = 0;
-            self.request_started = None;
-        } else {
-            self.request_started = Some(Instant::now());
         }
+        // A pipelined request's clock starts when we first wait for more of it (`read_more`).
+        self.request_started = None;
     }
 
     fn batch_full(&self) -> bool {
@@ -424,11 +425,13 @@ impl<H: Handler> Connection<H> {
             return ReadOutcome::Closed;
         }
         let now = Instant::now();
-        let deadline = match (idle, self.request_started) {
-            (true, _) => now + Duration::from_millis(self.limits.idle_timeout_ms),
-            (false, started) => {
-                started.unwrap_or(now) + Duration::from_millis(self.limits.request_timeout_ms)
-            }
+        let deadline = if idle {
+            now + Duration::from_millis(self.limits.idle_timeout_ms)
+        } else {
+            // The request's clock starts the first time we wait for more of it: a request that
+            // arrives whole (the usual case) never reads the clock for it.
+            *self.request_started.get_or_insert(now)
+                + Duration::from_millis(self.limits.request_timeout_ms)
         };
         let buf = mem::take(&mut self.read_buf);
         let (filled, capacity) = (buf.len(), buf.capacity());
@@ -447,9 +450,6 @@ impl<H: Handler> Connection<H> {
             }
             _ = self.shutdown.wait(), if idle => ReadOutcome::Closed,
         };
-        if idle && matches!(outcome, ReadOutcome::Data) {
-            self.request_started = Some(Instant::now());
-        }
         outcome
     }
 

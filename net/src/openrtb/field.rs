@@ -16,7 +16,7 @@ pub(crate) trait JsonField: Sized + Default {
     fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
     /// Reads the value into `place`, which holds `Self::default()`. Objects fill their fields
     /// where they lie, so a request is built once, in its final place, rather than returned and
-    /// moved up level by level (a `BidRequest` is ~3 KB, an `Imp` ~1.7 KB); leaves are returned
+    /// moved up level by level (a `BidRequest` is ~2 KB, an `Imp` ~0.6 KB); leaves are returned
     /// by value.
     fn deserialize_in_place<'de, D: Deserializer<'de>>(
         d: D,
@@ -308,6 +308,32 @@ impl<T: JsonField> JsonField for Option<T> {
     }
     fn is_default_value(&self) -> bool {
         self.is_none()
+    }
+}
+
+// ---------- Box<T> ----------
+
+/// An object that is rarely present and large (`video`, `app`, ...) is boxed in its parent, so a
+/// request without it neither initialises nor drops its hundreds of bytes.
+impl<T: JsonField> JsonField for Box<T> {
+    fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize_field(d).map(Box::new)
+    }
+    fn deserialize_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        place: &mut Self,
+    ) -> Result<(), D::Error> {
+        T::deserialize_in_place(d, place)
+    }
+    const IN_PLACE: bool = T::IN_PLACE;
+    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+        T::read_fast(r, place)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        T::write_json(self, out);
+    }
+    fn is_default_value(&self) -> bool {
+        T::is_default_value(self)
     }
 }
 

@@ -46,7 +46,7 @@ pub fn parse_bid_request(body: &[u8]) -> Result<BidRequest, RequestError> {
 }
 
 /// [`parse_bid_request`] into a heap allocation, built where it lies: a server that keeps the
-/// request across awaits moves a pointer, not the ~3 KB request, from step to step.
+/// request across awaits moves a pointer, not the ~2 KB request, from step to step.
 pub fn parse_bid_request_boxed(body: &[u8]) -> Result<Box<BidRequest>, RequestError> {
     let mut request = Box::<BidRequest>::default();
     parse_document_into(body, "request", &mut *request).map_err(RequestError::new)?;

@@ -15,7 +15,7 @@ json_object! {
         /// Website context (at most one of site, app, dooh).
         site: Option<Site>,
         /// App context.
-        app: Option<App>,
+        app: Option<Box<App>>,
         /// Digital-out-of-home context (2.6), kept raw.
         dooh: Option<RawJson>,
         /// The device the impression will be shown on.
@@ -49,9 +49,9 @@ json_object! {
         /// Blocked app bundles.
         bapp: Vec<String>,
         /// Inventory source and supply chain.
-        source: Option<Source>,
+        source: Option<Box<Source>>,
         /// Regulations in force.
-        regs: Option<Regs>,
+        regs: Option<Box<Regs>>,
         /// Exchange-specific extensions.
         ext: Option<RawJson>,
     }
@@ -111,13 +111,13 @@ json_object! {
         /// Banner or display slot.
         banner: Option<Banner>,
         /// Video slot.
-        video: Option<Video>,
+        video: Option<Box<Video>>,
         /// Audio slot.
-        audio: Option<Audio>,
+        audio: Option<Box<Audio>>,
         /// Native slot.
-        native: Option<Native>,
+        native: Option<Box<Native>>,
         /// Private marketplace deals.
-        pmp: Option<Pmp>,
+        pmp: Option<Box<Pmp>>,
         /// Ad mediation partner or SDK.
         displaymanager: Option<String>,
         /// Its version.
@@ -651,7 +651,7 @@ json_object! {
         /// Bidder data stored in the exchange cookie.
         customdata: Option<String>,
         /// Home location.
-        geo: Option<Geo>,
+        geo: Option<Box<Geo>>,
         /// Data segments, kept raw.
         data: Option<RawJson>,
         /// TCF consent string (2.6; 2.5 puts it in `ext.consent`).
