@@ -27,10 +27,13 @@
 //! A fresh table holds key 0 with tag 0 in every slot, dead at the first epoch (2); the key 0
 //! itself is stored like any other key.
 //!
-//! Fast path ([`KeySet::lookup`]): the seven keys compared with the key (no hit), the tags'
-//! liveness as an 8-bit mask (SSE2 byte compares on x86_64), and one compare of that mask: a free
-//! slot and no live overflow mark. Anything else (a hit, live or dead; a full bucket; a live
-//! overflow mark) takes the general probe.
+//! Fast path ([`KeySet::lookup`], and [`KeySet::vacancy`] for the charge): the seven keys
+//! compared with the key (no hit), the tags' liveness as an 8-bit mask (SSE2 byte compares on
+//! x86_64), and one compare of that mask: a free slot and no live overflow mark. Anything else (a
+//! hit, live or dead; a full bucket; a live overflow mark) takes the general probe. A charge asks
+//! [`KeySet::vacancy`], which also requires room in the current generation and hands back the
+//! bucket itself: the insert ([`Vacancy::fill`]) is two stores and a count, with no index to
+//! check again; when it answers `None` the charge takes the general lookup and insert.
 //!
 //! Home bucket: the high bits of `key * mult` scaled to the bucket count (`(key * mult) * n >>
 //! 64`, a multiply instead of a division) with `mult` an odd multiplier drawn once per process, so
@@ -143,6 +146,38 @@ fn first_slot(bits: u32) -> usize {
     bits.trailing_zeros() as usize
 }
 
+/// The first free slot of a home bucket whose liveness mask `live` is below [`SLOT_BITS`] (so
+/// some slot bit is clear): bit 6 is forced in, which changes nothing (if slots 0..6 are all
+/// live but one, the lowest clear bit is at most 6 anyway) and lets the compiler see that the
+/// index is below [`SLOTS`] (no bounds check on the insert).
+#[inline(always)]
+fn first_free_slot(live: u32) -> usize {
+    (!live | 1 << (SLOTS - 1)).trailing_zeros() as usize
+}
+
+/// A free slot in a key's home bucket, as [`KeySet::vacancy`] found it: [`Vacancy::fill`] is the
+/// insert (the slot, the bucket and the generation's count are already borrowed: no index to
+/// check again).
+pub struct Vacancy<'a> {
+    bucket: &'a mut Bucket,
+    /// Below [`SLOTS`].
+    slot: usize,
+    /// The current generation's tag.
+    tag: u8,
+    /// Keys the current generation still takes (not 0: no rotation due).
+    cur_room: &'a mut usize,
+}
+
+impl Vacancy<'_> {
+    /// Remembers `key` (the key [`KeySet::vacancy`] was asked about) in this slot.
+    #[inline(always)]
+    pub fn fill(self, key: u64) {
+        *self.cur_room -= 1;
+        self.bucket.keys[self.slot] = key;
+        self.bucket.tags[self.slot] = self.tag;
+    }
+}
+
 /// Where [`KeySet::lookup`] found room for the key in the current generation: `bucket * 8 +
 /// slot`, with [`PROBED`] set when that is past the key's home bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +243,9 @@ pub struct KeySet {
     cur_tags: u64,
     /// The low byte of `epoch - 1` in every byte.
     prev_tags: u64,
-    cur_len: usize,
+    /// Keys the current generation still takes before the next insert rotates (`half` after a
+    /// rotation, counted down: one compare with 0 per charge).
+    cur_room: usize,
     half: usize,
     /// Next bucket the rotation's sweep normalises.
     sweep: usize,
@@ -239,7 +276,7 @@ impl KeySet {
             epoch: 2,
             cur_tags: 0,
             prev_tags: 0,
-            cur_len: 0,
+            cur_room: half,
             half,
             sweep: 0,
         };
@@ -263,12 +300,12 @@ impl KeySet {
         if i + 1 == self.n { 0 } else { i + 1 }
     }
 
-    /// Starts loading the line `key` will be looked up in (no effect on the answer).
+    /// Starts loading the line `key` will be looked up in (no effect on the answer). The
+    /// address is computed, not indexed: `home < n` anyway, and a prefetch never faults, so
+    /// there is no bounds check to pay.
     #[inline(always)]
     pub fn prefetch(&self, key: u64) {
-        if let Some(b) = self.buckets.get(self.home(key)) {
-            prefetch_line(b);
-        }
+        prefetch_ptr(self.buckets.as_ptr().wrapping_add(self.home(key)));
     }
 
     /// Whether `key` is remembered (either generation).
@@ -293,6 +330,34 @@ impl KeySet {
             }
         }
         self.lookup_slow(key)
+    }
+
+    /// The usual lookup-then-insert, in one step: `Some` where `key` goes when its home line
+    /// settles it (the key not there, live or dead; a free slot; no live overflow mark) and the
+    /// current generation has room (no rotation due). `None` says nothing about the key: ask
+    /// [`KeySet::lookup`] and [`KeySet::insert_at`]. Changes nothing until [`Vacancy::fill`].
+    #[inline(always)]
+    pub fn vacancy(&mut self, key: u64) -> Option<Vacancy<'_>> {
+        if self.cur_room == 0 {
+            return None;
+        }
+        let (i, tag) = (self.home(key), self.epoch as u8);
+        let (cur, prev) = (self.cur_tags, self.prev_tags);
+        let bucket = self.buckets.get_mut(i)?;
+        if bucket.keys.contains(&key) {
+            return None;
+        }
+        let live = bucket.live(cur, prev);
+        // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
+        if live >= SLOT_BITS {
+            return None;
+        }
+        Some(Vacancy {
+            bucket,
+            slot: first_free_slot(live),
+            tag,
+            cur_room: &mut self.cur_room,
+        })
     }
 
     /// [`KeySet::lookup`] in general: a copy of the key in the home bucket, a full home bucket,
@@ -347,11 +412,11 @@ impl KeySet {
     /// the set in between).
     #[inline(always)]
     pub fn insert_at(&mut self, key: u64, slot: Slot) {
-        if self.cur_len >= self.half {
+        if self.cur_room == 0 {
             self.rotate_and_insert(key);
             return;
         }
-        self.cur_len += 1;
+        self.cur_room -= 1;
         if slot.0 & PROBED != 0 {
             self.put_probed(key, slot);
             return;
@@ -395,7 +460,7 @@ impl KeySet {
     /// Remembers `key` in the current generation (a no-op if it is there already; rotates
     /// first when the generation is full).
     pub fn insert(&mut self, key: u64) {
-        if self.cur_len >= self.half {
+        if self.cur_room == 0 {
             self.rotate();
         }
         // Only a copy in the current generation counts: one held by the older generation alone
@@ -404,7 +469,7 @@ impl KeySet {
             return;
         }
         let slot = self.room(key);
-        self.cur_len += 1;
+        self.cur_room -= 1;
         self.put_probed(key, Slot(slot.0 | PROBED));
     }
 
@@ -412,7 +477,7 @@ impl KeySet {
     /// being live). Also normalises the next `ceil(n / SWEEP_EPOCHS)` buckets' dead tags.
     fn rotate(&mut self) {
         self.epoch += 1;
-        self.cur_len = 0;
+        self.cur_room = self.half;
         self.set_tags();
         let dead = ONES * u64::from((self.epoch as u8).wrapping_sub(2));
         for _ in 0..self.n.div_ceil(SWEEP_EPOCHS) {
@@ -460,19 +525,18 @@ impl KeySet {
     }
 }
 
-/// Asks the CPU to start loading the cache line of `v` (a hint: no effect on results; a no-op
-/// off x86_64).
+/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on results, and no
+/// memory access: any address will do; a no-op off x86_64).
 #[inline(always)]
-pub fn prefetch_line<T>(v: &T) {
+fn prefetch_ptr<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults; `v` is a live reference anyway.
+    // SAFETY: a prefetch is a hint that never faults and reads nothing the program sees,
+    // whatever the address.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (v as *const T).cast::<i8>(),
-        );
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
+    let _ = p;
 }
 
 #[cfg(test)]
@@ -510,7 +574,9 @@ mod tests {
     }
 
     /// Random charges and replays (recent and old, key 0 included): the table answers exactly as
-    /// the two-hash-set model, for good and deliberately bad multipliers.
+    /// the two-hash-set model, for good and deliberately bad multipliers, whether keys go in by
+    /// [`KeySet::insert_at`] or by the fast path ([`KeySet::vacancy`]), which never offers a
+    /// slot for a remembered key.
     #[test]
     fn answers_like_two_hash_sets() {
         for (max, mult) in [
@@ -566,9 +632,20 @@ mod tests {
                     m.insert(key);
                     seen.push(key);
                 } else if let Ok(slot) = got {
-                    s.insert_at(key, slot);
+                    // Half the inserts by the charge's fast path where it applies.
+                    let fast = s.vacancy(key).filter(|_| (r >> 20) & 1 == 0);
+                    if let Some(v) = fast {
+                        v.fill(key);
+                    } else {
+                        s.insert_at(key, slot);
+                    }
                     m.insert(key);
                     seen.push(key);
+                } else {
+                    assert!(
+                        s.vacancy(key).is_none(),
+                        "a vacancy for a remembered key: max {max} step {step} key {key}"
+                    );
                 }
                 if step % 997 == 0 {
                     let mut a: Vec<_> = s.iter_oldest_first().collect();

@@ -68,6 +68,9 @@ pub struct Pacer {
     /// `r >= threshold`, the same answer as `r / 2^53 >= throttle` without a float on the hot
     /// path (scaling by a power of two is exact). 0: no throttle, no draw.
     thresholds: Vec<u64>,
+    /// Some threshold is not 0. While none is (pacing off, or every campaign at or behind its
+    /// curve), [`Pacer::allow`] answers with this one flag, not a per-campaign lookup.
+    throttling: bool,
     last_update_ms: i64,
     rng: u64,
 }
@@ -78,6 +81,7 @@ impl Pacer {
             cfg,
             lines: vec![PaceLine::default(); campaigns],
             thresholds: vec![0; campaigns],
+            throttling: false,
             last_update_ms: i64::MIN,
             rng: seed | 1,
         }
@@ -90,6 +94,9 @@ impl Pacer {
     /// Whether `campaign` takes part in this auction (a draw against its throttle).
     #[inline]
     pub fn allow(&mut self, campaign: usize) -> bool {
+        if !self.throttling {
+            return true;
+        }
         let t = self.thresholds.get(campaign).copied().unwrap_or(0);
         if t == 0 {
             return true;
@@ -139,6 +146,7 @@ impl Pacer {
             line.throttle = (line.throttle + self.cfg.gain * err).clamp(0.0, self.cfg.throttle_max);
             *thr = Self::threshold(line.throttle);
         }
+        self.throttling = self.thresholds.iter().any(|&t| t != 0);
     }
 }
 

@@ -49,7 +49,8 @@ pub struct SubLedgerConfig {
     pub heartbeat_ms: i64,
     /// Idempotency keys remembered (two generations of `keys_max / 2`).
     pub keys_max: usize,
-    /// Spend records buffered for the WAL; at the bound charges are refused.
+    /// Spend records buffered for the WAL; at the bound charges are refused. Allocated up front
+    /// (32 bytes a record).
     pub journal_max: usize,
 }
 
@@ -155,6 +156,23 @@ impl Line {
         (self.chunk + self.slack).saturating_sub(self.spent)
     }
 
+    /// Deducts `cost` if the lot covers it (`spent + cost <= limit`, no overflow): the new
+    /// `spent`, or `None` with nothing changed.
+    #[inline(always)]
+    fn debit(&mut self, cost: u64) -> Option<u64> {
+        let spent = self.spent.checked_add(cost).filter(|&s| s <= self.limit)?;
+        self.spent = spent;
+        self.impressions += 1;
+        Some(spent)
+    }
+
+    /// The lot reached its low-water mark (at `spent`, the value [`Line::debit`] returned) and
+    /// no refill is queued yet.
+    #[inline(always)]
+    fn refill_due(&self, spent: u64) -> bool {
+        spent >= self.refill_from && !self.queued
+    }
+
     fn spent_day(&self) -> u64 {
         self.day_base + self.spent
     }
@@ -180,13 +198,70 @@ impl Line {
 
 /// A spend record as the charge stores it (32 bytes, no enum tag, no shard: the same for every
 /// record); [`SubLedger::journal`] hands it on as [`LedgerRecord::Spend`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct SpendRec {
     key: u64,
     cost: u64,
     day: i64,
     campaign: u32,
     epoch: u32,
+}
+
+/// The spend records charges write and the WAL drains: `recs[..len]`, in a buffer allocated once
+/// at `journal_max` records (`room` never exceeds it), so a charge writes at an index: no growth
+/// check and no call on its path.
+#[derive(Debug, Clone)]
+struct Journal {
+    recs: Box<[SpendRec]>,
+    len: usize,
+    /// `journal_max` while registered, 0 without an epoch: the one compare a charge makes for
+    /// both refusals (see [`SubLedger::not_ready`]).
+    room: usize,
+    /// The epoch the records carry (0 without one, when `room` refuses every charge anyway).
+    epoch: u32,
+}
+
+impl Journal {
+    fn new(max: usize) -> Journal {
+        Journal {
+            recs: vec![SpendRec::default(); max].into_boxed_slice(),
+            len: 0,
+            room: 0,
+            epoch: 0,
+        }
+    }
+
+    /// No charge can be recorded: no epoch, or `journal_max` records waiting for the WAL.
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.len >= self.room
+    }
+
+    /// Records a charge (after [`Journal::is_full`] said there is room).
+    #[inline(always)]
+    fn push(&mut self, campaign: usize, day: i64, cost: u64, key: u64) {
+        let len = self.len;
+        self.recs[len] = SpendRec {
+            key,
+            cost,
+            day,
+            campaign: campaign as u32,
+            epoch: self.epoch,
+        };
+        self.len = len + 1;
+    }
+
+    /// Room for `max` records under `epoch`, none without one.
+    fn set_epoch(&mut self, epoch: Option<u32>, max: usize) {
+        self.epoch = epoch.unwrap_or_default();
+        self.room = if epoch.is_some() { max } else { 0 };
+    }
+
+    /// Empties the journal, returning what it held.
+    fn take(&mut self) -> &[SpendRec] {
+        let len = std::mem::take(&mut self.len);
+        &self.recs[..len]
+    }
 }
 
 /// One campaign's spend in a [`SpendImage`].
@@ -210,19 +285,13 @@ pub struct SubLedger {
     cfg: SubLedgerConfig,
     calendar: Arc<Calendar>,
     epoch: Option<u32>,
-    /// `journal_max` while registered, 0 without an epoch: the one compare a charge makes for
-    /// both refusals (see [`SubLedger::not_ready`]).
-    journal_room: usize,
-    /// `epoch` as the spend records carry it (0 without one, when `journal_room` refuses every
-    /// charge anyway): read per charge without unwrapping the option.
-    journal_epoch: u32,
     register_sent_ms: Option<i64>,
     last_heartbeat_ms: i64,
     lines: Vec<Line>,
     keys: KeySet,
     wanted: Vec<u32>,
     returns: Vec<Request>,
-    journal: Vec<SpendRec>,
+    journal: Journal,
     /// Canary only (simulation): a deliberately wrong bound, 0 in the engine.
     canary_overdraft: u64,
     /// Per campaign: the allocator answered a refill at least once (grant or refusal).
@@ -240,15 +309,13 @@ impl SubLedger {
             cfg,
             calendar: calendar.clone(),
             epoch: None,
-            journal_room: 0,
-            journal_epoch: 0,
             register_sent_ms: None,
             last_heartbeat_ms: now_ms,
             lines,
             keys: KeySet::new(cfg.keys_max),
             wanted: (0..calendar.len() as u32).collect(),
             returns: Vec::new(),
-            journal: Vec::with_capacity(cfg.journal_max.min(65_536)),
+            journal: Journal::new(cfg.journal_max),
             canary_overdraft: 0,
             answered: vec![false; calendar.len()],
             unanswered: calendar.len(),
@@ -364,9 +431,51 @@ impl SubLedger {
     }
 
     /// Check-and-deduct: charges `cost` to `campaign` under idempotency key `key` if the shard's
-    /// lot covers it. Inlined into the auction's call; everything rare is out of line.
+    /// lot covers it. Inlined into the auction's call, for the usual charge only: the period
+    /// still running and the key set answering from the key's home line
+    /// ([`KeySet::vacancy`]). Anything else takes [`SubLedger::try_charge_general`], the same
+    /// decision step by step, out of line.
     #[inline(always)]
     pub fn try_charge(
+        &mut self,
+        now_ms: i64,
+        campaign: usize,
+        cost: u64,
+        key: u64,
+    ) -> Result<(), Refusal> {
+        // Disjoint fields (line, key set, journal) from here on, not `&mut self` methods: one
+        // borrow of the line and one of the key's bucket for the whole charge.
+        let line = &mut self.lines[campaign];
+        if now_ms >= line.end_ms {
+            return self.try_charge_general(now_ms, campaign, cost, key);
+        }
+        let Some(vacancy) = self.keys.vacancy(key) else {
+            return self.try_charge_general(now_ms, campaign, cost, key);
+        };
+        if self.journal.is_full() {
+            return Err(self.not_ready());
+        }
+        let Some(spent) = line.debit(cost) else {
+            self.want_refill(campaign);
+            return Err(Refusal::Exhausted);
+        };
+        assert!(
+            spent <= line.limit,
+            "spend past the lot of campaign {campaign}"
+        );
+        vacancy.fill(key);
+        self.journal.push(campaign, line.day, cost, key);
+        if line.refill_due(spent) {
+            self.queue_refill(campaign);
+        }
+        Ok(())
+    }
+
+    /// [`SubLedger::try_charge`] in general: rolls the period if it ended, then the key set's
+    /// full lookup (a probe past the home line, a rotation due, a replayed key).
+    #[cold]
+    #[inline(never)]
+    fn try_charge_general(
         &mut self,
         now_ms: i64,
         campaign: usize,
@@ -377,37 +486,27 @@ impl SubLedger {
         let Ok(slot) = self.keys.lookup(key) else {
             return Err(Refusal::Duplicate);
         };
-        if self.journal.len() >= self.journal_room {
+        if self.journal.is_full() {
             return Err(self.not_ready());
         }
-        // Fields, not methods, from here on: one borrow of the line for the whole charge.
         let line = &mut self.lines[campaign];
-        let limit = line.limit;
-        if line.spent.saturating_add(cost) > limit {
+        let Some(spent) = line.debit(cost) else {
             self.want_refill(campaign);
             return Err(Refusal::Exhausted);
-        }
-        line.spent += cost;
+        };
         assert!(
-            line.spent <= limit,
+            spent <= line.limit,
             "spend past the lot of campaign {campaign}"
         );
-        line.impressions += 1;
         self.keys.insert_at(key, slot);
-        self.journal.push(SpendRec {
-            key,
-            cost,
-            day: line.day,
-            campaign: campaign as u32,
-            epoch: self.journal_epoch,
-        });
-        if line.spent >= line.refill_from && !line.queued {
+        self.journal.push(campaign, line.day, cost, key);
+        if line.refill_due(spent) {
             self.queue_refill(campaign);
         }
         Ok(())
     }
 
-    /// Why a charge cannot be recorded (`journal_room` reached): no epoch, or a full journal.
+    /// Why a charge cannot be recorded (the journal's `room` reached): no epoch, or a full journal.
     #[cold]
     fn not_ready(&self) -> Refusal {
         if self.epoch.is_none() {
@@ -419,12 +518,7 @@ impl SubLedger {
 
     fn set_epoch(&mut self, epoch: Option<u32>) {
         self.epoch = epoch;
-        self.journal_epoch = epoch.unwrap_or_default();
-        self.journal_room = if epoch.is_some() {
-            self.cfg.journal_max
-        } else {
-            0
-        };
+        self.journal.set_epoch(epoch, self.cfg.journal_max);
     }
 
     /// Whether `key` is remembered by the older key generation only (checks and the simulation).
@@ -443,18 +537,21 @@ impl SubLedger {
     /// Spend records not yet handed to the WAL (drained by the caller).
     pub fn journal(&mut self) -> impl ExactSizeIterator<Item = LedgerRecord> + '_ {
         let shard = self.cfg.shard;
-        self.journal.drain(..).map(move |r| LedgerRecord::Spend {
-            shard,
-            epoch: r.epoch,
-            campaign: r.campaign,
-            day: r.day,
-            key: r.key,
-            cost: r.cost,
-        })
+        self.journal
+            .take()
+            .iter()
+            .map(move |r| LedgerRecord::Spend {
+                shard,
+                epoch: r.epoch,
+                campaign: r.campaign,
+                day: r.day,
+                key: r.key,
+                cost: r.cost,
+            })
     }
 
     pub fn journal_len(&self) -> usize {
-        self.journal.len()
+        self.journal.len
     }
 
     /// [`SubLedger::roll_slow`] when the line's period ended.
