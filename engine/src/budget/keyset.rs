@@ -2,7 +2,8 @@
 //! open-addressing table of cache lines, so a charge's lookup touches one 64-byte line (and can be
 //! prefetched long before the charge: [`KeySet::prefetch`]).
 //!
-//! Layout: `buckets` is a vector of 64-byte-aligned buckets: 7 `u64` key slots and 8 tag bytes.
+//! Layout: `buckets` is an array of 64-byte-aligned buckets (on huge pages, see `Table`): 7 `u64`
+//! key slots and 8 tag bytes.
 //! Tag byte `j < 7` is the generation (the low 8 bits of the epoch counter) that wrote slot `j`;
 //! tag byte 7 is the latest generation in which an insert found this bucket full and went on to
 //! the next one (linear probing). A slot is live while its tag is the current epoch or the one
@@ -45,6 +46,9 @@
 //! 38 % full. Guarantee (as before): a key is remembered until two rotations later, i.e. at least
 //! `half` further inserts; the set holds at most `2 * half` keys.
 
+use std::alloc::Layout;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 /// Key slots per bucket.
@@ -197,43 +201,111 @@ fn process_multiplier() -> u64 {
     })
 }
 
-/// A table of `n` empty buckets, asked onto transparent huge pages first: a charge reads one
-/// line at a random place of a table of megabytes (6 MB for the default 262144 keys), so with
-/// 4 KiB pages nearly every charge also misses the TLB; with 2 MiB pages the whole table fits
-/// the TLB. Advice only: where the kernel has no huge pages (THP `never`, none free) the table
-/// is the same, on small pages.
-fn bucket_table(n: usize) -> Vec<Bucket> {
-    let mut table = Vec::with_capacity(n);
-    advise_huge_pages(table.spare_capacity_mut());
-    table.resize(n, Bucket::default());
-    table
+/// Transparent huge page size on x86_64 Linux.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The bucket table: `len` empty buckets in one allocation, on transparent huge pages where the
+/// kernel has them. A charge reads one line at a random place of a table of megabytes (6 MB for
+/// the default 262144 keys), so with 4 KiB pages nearly every charge also misses the TLB; with
+/// 2 MiB pages the whole table fits the TLB. A table of a huge page or more is therefore aligned
+/// to one and rounded up to whole ones: only whole, aligned 2 MiB pages can be huge, and with a
+/// plain allocation, where the table started within a huge page (ASLR: a different place every
+/// run) decided how much of it stayed on small pages. Aligned, the default table is all huge
+/// pages (the bench process shows `AnonHugePages: 6144 kB`). Advice only: where the kernel has no huge pages (THP `never`, none free) the table is the
+/// same, on small pages.
+struct Table {
+    buckets: NonNull<Bucket>,
+    len: usize,
 }
 
-/// `madvise(MADV_HUGEPAGE)` on the whole 2 MiB pages inside `region` (memory not touched yet,
-/// so its first touch faults huge pages in; THP `madvise` mode serves exactly such regions).
-#[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(region: &mut [T]) {
-    const HUGE_PAGE: usize = 2 << 20;
-    let start = region.as_mut_ptr() as usize;
-    let end = start + std::mem::size_of_val(region);
-    let (from, to) = (
-        start.next_multiple_of(HUGE_PAGE),
-        end / HUGE_PAGE * HUGE_PAGE,
-    );
-    if to > from {
-        // SAFETY: advice on memory this function borrows mutably (`[from, to)` lies inside
-        // `region`): no reference elsewhere observes it, and MADV_HUGEPAGE changes no contents.
-        // A failure (old kernel, THP compiled out) leaves small pages: nothing to handle.
-        unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+// SAFETY: `Table` owns its allocation exactly like a `Box<[Bucket]>` (plain data, no sharing).
+unsafe impl Send for Table {}
+// SAFETY: as above; `&Table` only gives `&[Bucket]`.
+unsafe impl Sync for Table {}
+
+impl Table {
+    fn new(len: usize) -> Table {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size (`len >= 1` buckets of 64 bytes).
+        let raw = unsafe { std::alloc::alloc(layout) }.cast::<Bucket>();
+        let Some(buckets) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        if layout.align() == HUGE_PAGE {
+            advise_huge_pages(raw.cast(), layout.size());
+        }
+        for i in 0..len {
+            // SAFETY: `i < len`: inside the allocation; the first write (and touch) of the slot.
+            unsafe { raw.add(i).write(Bucket::default()) };
+        }
+        Table { buckets, len }
+    }
+
+    /// One huge page or more: aligned to huge pages and rounded up to whole ones; else a plain
+    /// cache-line-aligned array.
+    fn layout(len: usize) -> Layout {
+        let bytes = len.max(1) * std::mem::size_of::<Bucket>();
+        if bytes >= HUGE_PAGE {
+            Layout::from_size_align(bytes.next_multiple_of(HUGE_PAGE), HUGE_PAGE)
+        } else {
+            Layout::array::<Bucket>(len.max(1))
+        }
+        .expect("a key set's table fits the address space")
     }
 }
 
+impl Deref for Table {
+    type Target = [Bucket];
+    fn deref(&self) -> &[Bucket] {
+        // SAFETY: `len` buckets written in `new`, owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.buckets.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Table {
+    fn deref_mut(&mut self) -> &mut [Bucket] {
+        // SAFETY: as in `deref`, and `&mut self` is the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.buckets.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this same layout (`Bucket` needs no drop).
+        unsafe { std::alloc::dealloc(self.buckets.as_ptr().cast(), Self::layout(self.len)) }
+    }
+}
+
+impl Clone for Table {
+    fn clone(&self) -> Table {
+        let mut copy = Table::new(self.len);
+        copy.copy_from_slice(self);
+        copy
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({} buckets)", self.len)
+    }
+}
+
+/// `madvise(MADV_HUGEPAGE)` on `[start, start + len)`, whole aligned huge pages not touched yet
+/// (their first touch then faults huge pages in; THP `madvise` mode serves exactly such regions).
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(start: *mut libc::c_void, len: usize) {
+    // SAFETY: advice on memory `Table::new` just allocated and nothing references yet;
+    // MADV_HUGEPAGE changes no contents. A failure (old kernel, THP compiled out) leaves small
+    // pages: nothing to handle.
+    unsafe { libc::madvise(start, len, libc::MADV_HUGEPAGE) };
+}
+
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages<T>(_region: &mut [T]) {}
+fn advise_huge_pages(_start: *mut libc::c_void, _len: usize) {}
 
 #[derive(Debug, Clone)]
 pub struct KeySet {
-    buckets: Vec<Bucket>,
+    buckets: Table,
     /// `buckets.len()`.
     n: usize,
     mult: u64,
@@ -270,7 +342,7 @@ impl KeySet {
         // its home line.
         let buckets = (3 * half).div_ceil(4).max(2);
         let mut s = KeySet {
-            buckets: bucket_table(buckets),
+            buckets: Table::new(buckets),
             n: buckets,
             mult: mult | 1,
             epoch: 2,
@@ -541,6 +613,22 @@ fn prefetch_ptr<T>(p: *const T) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_large_table_starts_on_a_huge_page_boundary_and_clones_equal() {
+        let len = HUGE_PAGE / std::mem::size_of::<Bucket>() + 5;
+        let mut t = Table::new(len);
+        assert_eq!(t.as_ptr() as usize % HUGE_PAGE, 0);
+        assert_eq!(t.len(), len);
+        assert!(t.iter().all(|b| b.keys == [0; SLOTS] && b.tags == [0; 8]));
+        t[len - 1].keys[3] = 42;
+        let copy = t.clone();
+        assert_eq!(copy[len - 1].keys[3], 42);
+        assert_eq!(copy.as_ptr() as usize % HUGE_PAGE, 0);
+        let small = Table::new(3);
+        assert_eq!(small.as_ptr() as usize % 64, 0);
+        assert_eq!(small.len(), 3);
+    }
     use super::*;
     use std::collections::HashSet;
 
