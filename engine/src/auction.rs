@@ -11,9 +11,8 @@
 
 use std::time::Duration;
 
-use crate::clock;
-
 use crate::catalog::Catalog;
+use crate::clock;
 use crate::config::AuctionConfig;
 use crate::intake::{AuctionJob, Slot};
 use crate::ledger::{SubLedger, impression_key};

@@ -264,6 +264,28 @@ impl Journal {
     }
 }
 
+/// A charge once its key is settled and the journal has room, on disjoint fields (both charge
+/// paths): deducts `cost` if the lot covers it, asserts the lot's bound, `remember`s the key and
+/// records the spend. `None`: not covered, nothing changed; else whether a refill is due.
+#[inline(always)]
+fn debit_and_record(
+    line: &mut Line,
+    journal: &mut Journal,
+    campaign: usize,
+    cost: u64,
+    key: u64,
+    remember: impl FnOnce(),
+) -> Option<bool> {
+    let spent = line.debit(cost)?;
+    assert!(
+        spent <= line.limit,
+        "spend past the lot of campaign {campaign}"
+    );
+    remember();
+    journal.push(campaign, line.day, cost, key);
+    Some(line.refill_due(spent))
+}
+
 /// One campaign's spend in a [`SpendImage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LineImage {
@@ -455,20 +477,10 @@ impl SubLedger {
         if self.journal.is_full() {
             return Err(self.not_ready());
         }
-        let Some(spent) = line.debit(cost) else {
-            self.want_refill(campaign);
-            return Err(Refusal::Exhausted);
-        };
-        assert!(
-            spent <= line.limit,
-            "spend past the lot of campaign {campaign}"
-        );
-        vacancy.fill(key);
-        self.journal.push(campaign, line.day, cost, key);
-        if line.refill_due(spent) {
-            self.queue_refill(campaign);
-        }
-        Ok(())
+        let settled = debit_and_record(line, &mut self.journal, campaign, cost, key, || {
+            vacancy.fill(key)
+        });
+        self.after_debit(campaign, settled)
     }
 
     /// [`SubLedger::try_charge`] in general: rolls the period if it ended, then the key set's
@@ -489,21 +501,34 @@ impl SubLedger {
         if self.journal.is_full() {
             return Err(self.not_ready());
         }
-        let line = &mut self.lines[campaign];
-        let Some(spent) = line.debit(cost) else {
-            self.want_refill(campaign);
-            return Err(Refusal::Exhausted);
-        };
-        assert!(
-            spent <= line.limit,
-            "spend past the lot of campaign {campaign}"
+        let keys = &mut self.keys;
+        let settled = debit_and_record(
+            &mut self.lines[campaign],
+            &mut self.journal,
+            campaign,
+            cost,
+            key,
+            || keys.insert_at(key, slot),
         );
-        self.keys.insert_at(key, slot);
-        self.journal.push(campaign, line.day, cost, key);
-        if line.refill_due(spent) {
-            self.queue_refill(campaign);
+        self.after_debit(campaign, settled)
+    }
+
+    /// What follows [`debit_and_record`]: a refill asked for when the lot did not cover the
+    /// charge (`None`: refused) or reached its low-water mark (`Some(true)`).
+    #[inline(always)]
+    fn after_debit(&mut self, campaign: usize, settled: Option<bool>) -> Result<(), Refusal> {
+        match settled {
+            None => {
+                self.want_refill(campaign);
+                Err(Refusal::Exhausted)
+            }
+            Some(refill_due) => {
+                if refill_due {
+                    self.queue_refill(campaign);
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Why a charge cannot be recorded (the journal's `room` reached): no epoch, or a full journal.
