@@ -117,7 +117,7 @@ json_object! {
         /// Native slot.
         native: Option<Box<Native>>,
         /// Private marketplace deals.
-        pmp: Option<Box<Pmp>>,
+        pmp: Option<Pmp>,
         /// Ad mediation partner or SDK.
         displaymanager: Option<String>,
         /// Its version.
