@@ -26,33 +26,42 @@ fn plain(align: usize) -> bool {
     align <= MALLOC_ALIGN
 }
 
+/// `plain_fn(size)` when `mi_malloc`'s alignment suffices, else `aligned_fn(size, align)`
+/// (inlined: the functions are constants at every use, so each is a direct call).
+///
+/// # Safety
+/// `plain_fn` and `aligned_fn` are mimalloc allocation functions (any size, power-of-two
+/// alignment).
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain_fn: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_fn: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: the caller passes mimalloc's functions, which accept any size and this alignment.
+    unsafe {
+        if plain(align) {
+            plain_fn(size).cast()
+        } else {
+            aligned_fn(size, align).cast()
+        }
+    }
+}
+
 // SAFETY: every method forwards to mimalloc with a size and alignment that satisfy the layout, and
 // frees only pointers mimalloc returned (`mi_free` accepts blocks from aligned and plain calls).
 unsafe impl GlobalAlloc for ShardAllocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: mimalloc's allocation functions accept any size; the alignment is a power of two.
-        unsafe {
-            if plain(align) {
-                mi::mi_malloc(size).cast()
-            } else {
-                mi::mi_malloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: as in `alloc`.
-        unsafe {
-            if plain(align) {
-                mi::mi_zalloc(size).cast()
-            } else {
-                mi::mi_zalloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]

@@ -133,6 +133,18 @@ impl Bucket {
         live_mask(u64::from_le_bytes(self.tags), cur, prev)
     }
 
+    /// The free slot `key` goes to when this bucket, its home, settles it alone: the key not
+    /// there (live or dead), a free slot (some bit of 0x7f clear) and the overflow mark (0x80)
+    /// dead. `None`: the general probe decides.
+    #[inline(always)]
+    fn home_slot_for_absent(&self, key: u64, cur: u64, prev: u64) -> Option<usize> {
+        if self.keys.contains(&key) {
+            return None;
+        }
+        let live = self.live(cur, prev);
+        (live < SLOT_BITS).then(|| first_free_slot(live))
+    }
+
     /// Slots holding `key`, live or not (bit `j` for slot `j`).
     #[inline(always)]
     fn matches(&self, key: u64) -> u32 {
@@ -211,8 +223,8 @@ const HUGE_PAGE: usize = 2 << 20;
 /// to one and rounded up to whole ones: only whole, aligned 2 MiB pages can be huge, and with a
 /// plain allocation, where the table started within a huge page (ASLR: a different place every
 /// run) decided how much of it stayed on small pages. Aligned, the default table is all huge
-/// pages (the bench process shows `AnonHugePages: 6144 kB`). Advice only: where the kernel has no huge pages (THP `never`, none free) the table is the
-/// same, on small pages.
+/// pages (the bench process shows `AnonHugePages: 6144 kB`). Advice only: where the kernel has
+/// no huge pages (THP `never`, none free) the table is the same, on small pages.
 struct Table {
     buckets: NonNull<Bucket>,
     len: usize,
@@ -392,16 +404,15 @@ impl KeySet {
     #[allow(clippy::result_unit_err)]
     pub fn lookup(&self, key: u64) -> Result<Slot, ()> {
         let i = self.home(key);
-        if let Some(b) = self.buckets.get(i)
-            && !b.keys.contains(&key)
+        let (cur, prev) = (self.cur_tags, self.prev_tags);
+        match self
+            .buckets
+            .get(i)
+            .and_then(|b| b.home_slot_for_absent(key, cur, prev))
         {
-            let live = b.live(self.cur_tags, self.prev_tags);
-            // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
-            if live < SLOT_BITS {
-                return Ok(Slot(i * 8 + first_slot(!live)));
-            }
+            Some(slot) => Ok(Slot(i * 8 + slot)),
+            None => self.lookup_slow(key),
         }
-        self.lookup_slow(key)
     }
 
     /// The usual lookup-then-insert, in one step: `Some` where `key` goes when its home line
@@ -416,17 +427,10 @@ impl KeySet {
         let (i, tag) = (self.home(key), self.epoch as u8);
         let (cur, prev) = (self.cur_tags, self.prev_tags);
         let bucket = self.buckets.get_mut(i)?;
-        if bucket.keys.contains(&key) {
-            return None;
-        }
-        let live = bucket.live(cur, prev);
-        // A free slot (some bit of 0x7f clear) and the overflow mark (0x80) dead.
-        if live >= SLOT_BITS {
-            return None;
-        }
+        let slot = bucket.home_slot_for_absent(key, cur, prev)?;
         Some(Vacancy {
             bucket,
-            slot: first_free_slot(live),
+            slot,
             tag,
             cur_room: &mut self.cur_room,
         })
