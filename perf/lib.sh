@@ -126,25 +126,29 @@ json.dump(j, open(path, "w"))
 PY
 }
 
-# load_best NAME URL RATE [rtb-load args...]: TRIALS runs (default 2) of `load`, keeping as
-# $OUT/NAME-RATE.json/.txt the best one: a clean trial (achieved within 3 %, no errors) first,
-# then the lowest p99. A shared VM stalls for hundreds of ms now and then, for the peer as much
-# as for us; the best of a few trials measures the server rather than the stall. Applied to
-# both sides of a comparison alike.
-load_best() {
-  local name=$1 url=$2 rate=$3; shift 3
-  local t trials=${TRIALS:-2}
-  for t in $(seq "$trials"); do load "$name.t$t" "$url" "$rate" "$@"; done
-  t=$(python3 - "$OUT" "$name" "$rate" "$trials" <<'PY'
-import json, sys
+# keep_best NAME RATE TRIALS: of the trials $OUT/NAME.tN-RATE.json, keeps as $OUT/NAME-RATE.json
+# (and .txt) the best one for latency: a clean trial (achieved within 3 %, no errors) first, then
+# the lowest p99. A shared VM stalls for hundreds of ms now and then, for the peer as much as for
+# us; the best of a few trials measures the server rather than the stall. CPU per request is
+# not taken from that trial: the kept JSON gets `server_cpu.trials_us_per_request` (every
+# trial's) and `server_cpu.median_us_per_request`, the figure comparisons use (host noise moves
+# one trial's CPU per request by +-20 % on this VM, in either direction).
+keep_best() {
+  local name=$1 rate=$2 trials=$3
+  python3 - "$OUT" "$name" "$rate" "$trials" <<'PY'
+import json, shutil, statistics, sys
 out, name, rate, trials = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-def key(t):
-    j = json.load(open(f"{out}/{name}.t{t}-{rate}.json"))
+runs = [json.load(open(f"{out}/{name}.t{t}-{rate}.json")) for t in range(1, trials + 1)]
+def key(j):
     clean = j["rate_achieved"] >= 0.97 * rate and j["errors"] == 0 and j["timeouts"] == 0
     return (not clean, j["latency_us"]["p99"])
-print(min(range(1, trials + 1), key=key))
+best = min(range(trials), key=lambda i: key(runs[i]))
+kept = runs[best]
+cpu = [j["server_cpu"]["us_per_request"] for j in runs if "server_cpu" in j]
+if cpu:
+    kept["server_cpu"]["trials_us_per_request"] = cpu
+    kept["server_cpu"]["median_us_per_request"] = statistics.median(cpu)
+json.dump(kept, open(f"{out}/{name}-{rate}.json", "w"))
+shutil.copy(f"{out}/{name}.t{best + 1}-{rate}.txt", f"{out}/{name}-{rate}.txt")
 PY
-)
-  cp "$OUT/$name.t$t-$rate.json" "$OUT/$name-$rate.json"
-  cp "$OUT/$name.t$t-$rate.txt" "$OUT/$name-$rate.txt"
 }

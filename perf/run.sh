@@ -35,7 +35,9 @@ if [ "$QUICK" = 1 ]; then
 else
   NOBID_RATES="10000 15000 20000 25000 30000 35000"; CAP_RATES="4000 6000 8000 10000 12000 14000 16000 20000 24000"; DUR=8s; WARMUP=2s
 fi
-export DUR WARMUP
+# Trials per server and rate on the no-bid comparison (interleaved with nginx's; medians compared).
+TRIALS=${TRIALS:-$([ "$QUICK" = 1 ] && echo 2 || echo 3)}
+export DUR WARMUP TRIALS
 
 echo "== 1. no-bid path vs nginx return 204"
 SKIP_BUILD=1 BIN=$BIN DUR=$DUR perf/foundation/run.sh $NOBID_RATES > "$OUT/foundation.log"

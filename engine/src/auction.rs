@@ -353,14 +353,14 @@ mod tests {
         AuctionJob {
             request_id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                format!(
+                compact_str::format_compact!(
                     "r{}",
                     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 )
             },
             slots: (0..slots)
                 .map(|i| Slot {
-                    imp_id: i.to_string(),
+                    imp_id: i.to_string().into(),
                     formats_mask: Format::Banner.bit(),
                     banner_sizes: vec![(300, 250)],
                     floor_cpm_micros: floor,

@@ -6,6 +6,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use compact_str::CompactString;
 use net::openrtb::{BidRequest, Imp};
 
 use crate::catalog::Format;
@@ -13,7 +14,7 @@ use crate::catalog::Format;
 /// One impression opportunity, reduced to what selection needs.
 #[derive(Debug, Clone, Default)]
 pub struct Slot {
-    pub imp_id: String,
+    pub imp_id: CompactString,
     /// Bit set of [`Format::bit`] the impression accepts.
     pub formats_mask: u8,
     /// Accepted banner sizes (from `banner.w/h` and `banner.format`).
@@ -32,13 +33,13 @@ pub struct Slot {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// Upper-case ISO-3166-1 alpha-3, empty if unknown.
-    pub country: String,
+    pub country: CompactString,
     /// Upper-case region code, empty if unknown.
-    pub region: String,
+    pub region: CompactString,
     /// OpenRTB device type, 0 if unknown.
     pub device_type: u8,
     /// Lower-case OS name, empty if unknown.
-    pub os_lower: String,
+    pub os_lower: CompactString,
     pub is_app: bool,
     /// Hour (0-23) and weekday (0 = Monday) in the user's local time (UTC if unknown).
     pub local_hour: u8,
@@ -52,7 +53,7 @@ pub struct Context {
 /// The owned unit of work handed to the owner shard.
 #[derive(Debug, Clone)]
 pub struct AuctionJob {
-    pub request_id: String,
+    pub request_id: CompactString,
     pub slots: Vec<Slot>,
     pub ctx: Context,
     /// Stable hash of the user identity; `user_key % shards` is the owner.
@@ -157,22 +158,13 @@ fn context_from(req: &BidRequest, now_unix_s: i64) -> Context {
     let local_s = now_unix_s + utc_offset_min * 60;
     let local_day = local_s.div_euclid(86_400);
     Context {
-        country: geo
-            .and_then(|g| g.country.as_deref())
-            .unwrap_or("")
-            .to_ascii_uppercase(),
-        region: geo
-            .and_then(|g| g.region.as_deref())
-            .unwrap_or("")
-            .to_ascii_uppercase(),
+        country: upper_case(geo.and_then(|g| g.country.as_deref())),
+        region: upper_case(geo.and_then(|g| g.region.as_deref())),
         device_type: device
             .and_then(|d| d.devicetype)
             .and_then(|t| u8::try_from(t).ok())
             .unwrap_or(0),
-        os_lower: device
-            .and_then(|d| d.os.as_deref())
-            .unwrap_or("")
-            .to_ascii_lowercase(),
+        os_lower: lower_case(device.and_then(|d| d.os.as_deref())),
         is_app: req.app.is_some(),
         local_hour: (local_s.rem_euclid(86_400) / 3600) as u8,
         // 1970-01-01 was a Thursday (weekday 3 with Monday = 0).
@@ -212,6 +204,20 @@ pub fn user_key_of_id(id: &str) -> u64 {
 /// seconds).
 pub fn now_unix_s() -> i64 {
     crate::ledger::now_ms_coarse().div_euclid(1_000)
+}
+
+/// ASCII upper case of an optional code, empty if absent (inline up to 24 bytes: no allocation).
+fn upper_case(code: Option<&str>) -> CompactString {
+    let mut out = CompactString::new(code.unwrap_or(""));
+    out.make_ascii_uppercase();
+    out
+}
+
+/// ASCII lower case of an optional name, empty if absent.
+fn lower_case(name: Option<&str>) -> CompactString {
+    let mut out = CompactString::new(name.unwrap_or(""));
+    out.make_ascii_lowercase();
+    out
 }
 
 /// Builds the job for a validated request.

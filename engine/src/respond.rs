@@ -85,7 +85,7 @@ pub fn auction(
         });
     }
     let answer = BidResponse {
-        id: req.id.clone(),
+        id: req.id.to_string(),
         seatbid,
         cur: Some("USD".to_string()),
         ..Default::default()
@@ -134,7 +134,7 @@ fn bid_for(shared: &Shared, req: &BidRequest, w: &Win) -> Bid {
     let (cid, crid) = (campaign.spec.id, creative.id);
     Bid {
         id: format!("{}-{}", req.id, req.imp[w.slot].id),
-        impid: req.imp[w.slot].id.clone(),
+        impid: req.imp[w.slot].id.to_string(),
         price: w.price_cpm_micros as f64 / 1_000_000.0,
         adid: Some(crid.to_string()),
         adm: Some(creative.adm.clone()),

@@ -135,6 +135,7 @@ fn select_candidates_scan(
 mod tests {
     use super::*;
     use crate::catalog::{Catalog, Format};
+    use compact_str::CompactString;
 
     fn catalog(targeting: serde_json::Value) -> Catalog {
         let v = serde_json::json!({
@@ -214,7 +215,7 @@ mod tests {
         type Change = Box<dyn Fn(&mut Context)>;
         let variants: Vec<Change> = vec![
             Box::new(|c| c.country = "GBR".into()),
-            Box::new(|c| c.country = String::new()),
+            Box::new(|c| c.country = CompactString::default()),
             Box::new(|c| c.region = "NY".into()),
             Box::new(|c| c.device_type = 2),
             Box::new(|c| c.os_lower = "android".into()),
@@ -314,11 +315,11 @@ mod tests {
             Catalog::from_slice("t", &serde_json::to_vec(&v).unwrap()).ok()
         }
 
-        fn value(pool: &[&str], k: u8) -> String {
+        fn value(pool: &[&str], k: u8) -> CompactString {
             match k as usize {
-                k if k < pool.len() => pool[k].to_string(),
-                k if k == pool.len() => String::new(),
-                _ => "ZZZ".to_string(),
+                k if k < pool.len() => pool[k].into(),
+                k if k == pool.len() => CompactString::default(),
+                _ => "ZZZ".into(),
             }
         }
 

@@ -464,6 +464,11 @@ fn edge_cases_keep_the_contract() {
         r#""dt":1700000000000"#,
         r#""dt":1700000000000.5"#,
         r#""metric":[{"type":"viewability","value":0.85}]"#,
+        // Unknown names that share a known name's length or prefix stay unknown.
+        r#""displaymanagerver":"7""#,
+        r#""displaymanagervxx":"7""#,
+        r#""displaymanagerver":"7","displaymanagervxx":"8""#,
+        r#""tagi":"a","tagidd":"b","tagid":"c""#,
     ];
     for member in members {
         let body = request_with(member);

@@ -165,11 +165,11 @@ proptest! {
         page in any::<String>(),
     ) {
         let mut request = parse_bid_request(br#"{"id":"x","imp":[{"id":"1","banner":{"w":1,"h":1}}],"site":{}}"#).unwrap();
-        request.id = id;
-        request.imp[0].tagid = Some(tagid);
+        request.id = id.into();
+        request.imp[0].tagid = Some(tagid.into());
         request.imp[0].bidfloor = floor;
         request.imp[0].banner.as_mut().unwrap().w = Some(w);
-        request.site.as_mut().unwrap().page = Some(page);
+        request.site.as_mut().unwrap().page = Some(page.into());
         let mut out = Vec::new();
         write_bid_request(&request, &mut out);
         let again = parse_bid_request(&out).map_err(|e| TestCaseError::fail(e.message))?;

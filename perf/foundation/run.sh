@@ -26,9 +26,22 @@ BIN=${BIN:-target/release}
 start_nginx 18080
 start_adserver 18081
 
+# nginx and the no-bid path take turns, trial by trial, in alternating order (nginx first in odd
+# trials, second in even ones), so drift in the host's speed over the run falls on both alike.
+TRIALS=${TRIALS:-3}
+nobid_trial() { # NAME.tN RATE
+  case $1 in
+    nginx*) CPU_PIDS="$NGX_PIDS" load "$1" http://127.0.0.1:18080/openrtb2/auction "$2" --body-file perf/foundation/nobid-request.json ;;
+    *) CPU_PIDS="$ADS_PID" load "$1" http://127.0.0.1:18081/openrtb2/auction "$2" --body-file perf/foundation/nobid-request.json ;;
+  esac
+}
 for r in "${RATES[@]}"; do
-  CPU_PIDS="$NGX_PIDS" load_best nginx http://127.0.0.1:18080/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
-  CPU_PIDS="$ADS_PID" load_best nobid http://127.0.0.1:18081/openrtb2/auction "$r" --body-file perf/foundation/nobid-request.json
+  for t in $(seq "$TRIALS"); do
+    if (( t % 2 )); then order="nginx nobid"; else order="nobid nginx"; fi
+    for name in $order; do nobid_trial "$name.t$t" "$r"; done
+  done
+  keep_best nginx "$r" "$TRIALS"
+  keep_best nobid "$r" "$TRIALS"
   CPU_PIDS="$ADS_PID" load full  http://127.0.0.1:18081/openrtb2/auction "$r"
 done
 curl -s http://127.0.0.1:18081/stats > "$OUT/stats.json"

@@ -145,10 +145,10 @@ pub fn impressions(world: &World<'_>, rows: usize, seed: u64) -> Vec<Impression>
             let creative = creatives[rng.random_range(0..creatives.len())];
             let u = &world.users[user];
             let ctx = Context {
-                country: u.country.to_string(),
-                region: u.region.to_string(),
+                country: u.country.into(),
+                region: u.region.into(),
                 device_type: u.device_type(),
-                os_lower: u.os().to_ascii_lowercase(),
+                os_lower: u.os().to_ascii_lowercase().into(),
                 is_app: rng.random_bool(0.5),
                 local_hour: hour(&mut rng),
                 local_weekday: rng.random_range(0..7),

@@ -12,6 +12,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use compact_str::CompactString;
 use net::openrtb::BidRequest;
 
 /// Headers of every outbound bid request.
@@ -23,7 +24,7 @@ pub const HEADERS: [(&str, &[u8]); 2] = [
 /// The inbound request, adjusted once for all DSPs.
 pub struct Template {
     req: BidRequest,
-    user_id: Option<String>,
+    user_id: Option<CompactString>,
 }
 
 impl Template {
@@ -66,7 +67,7 @@ impl Template {
         out.clear();
         self.req.tmax = Some(tmax_ms);
         if let (Some(u), Some(id)) = (self.req.user.as_mut(), self.user_id.as_deref()) {
-            let out = u.id.get_or_insert_with(String::new);
+            let out = u.id.get_or_insert_with(CompactString::default);
             out.clear();
             write_hashed_user_id(dsp_id, id, out);
         }
@@ -82,7 +83,7 @@ pub fn hashed_user_id(dsp_id: &str, user_id: &str) -> String {
 }
 
 /// [`hashed_user_id`] appended to `out` (reuses its allocation).
-pub fn write_hashed_user_id(dsp_id: &str, user_id: &str, out: &mut String) {
+pub fn write_hashed_user_id(dsp_id: &str, user_id: &str, out: &mut impl std::fmt::Write) {
     let mut h = ahash::RandomState::with_seeds(
         0x9e37_79b9_7f4a_7c15,
         0xbf58_476d_1ce4_e5b9,
@@ -93,7 +94,6 @@ pub fn write_hashed_user_id(dsp_id: &str, user_id: &str, out: &mut String) {
     h.write(dsp_id.as_bytes());
     h.write_u8(0);
     h.write(user_id.as_bytes());
-    use std::fmt::Write as _;
     let _ = write!(out, "{:016x}", h.finish());
 }
 

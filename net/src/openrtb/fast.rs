@@ -32,6 +32,33 @@ pub(crate) struct FastReader<'a> {
     pos: usize,
 }
 
+/// Where [`FastReader::string`] puts a string value: a `String` or a `CompactString`.
+pub(crate) trait StringSink {
+    /// Takes a copy of text that had no escapes.
+    fn set_plain(&mut self, text: &str);
+    /// Takes text decoded from escapes.
+    fn set_decoded(&mut self, text: String);
+}
+
+impl StringSink for String {
+    fn set_plain(&mut self, text: &str) {
+        *self = String::from(text);
+    }
+    fn set_decoded(&mut self, text: String) {
+        *self = text;
+    }
+}
+
+impl StringSink for compact_str::CompactString {
+    #[inline]
+    fn set_plain(&mut self, text: &str) {
+        *self = compact_str::CompactString::new(text);
+    }
+    fn set_decoded(&mut self, text: String) {
+        *self = text.into();
+    }
+}
+
 /// Bytes that end the plain run of a string: quote, backslash, control characters.
 const STRING_STOP: [bool; 256] = {
     let mut table = [false; 256];
@@ -200,15 +227,16 @@ impl<'a> FastReader<'a> {
             .unwrap_or(tail.len())
     }
 
-    /// Reads a string value into `out` (one allocation of the exact length when unescaped).
-    pub(crate) fn string(&mut self, out: &mut String) -> Fast {
+    /// Reads a string value into `out` (unescaped: a copy of the exact length, inline in a
+    /// `CompactString` up to 24 bytes).
+    pub(crate) fn string(&mut self, out: &mut impl StringSink) -> Fast {
         self.eat(b'"')?;
         let start = self.pos;
         let stop = self.plain_run(start);
         match self.text.as_bytes().get(stop) {
             Some(b'"') => {
                 self.pos = stop + 1;
-                *out = String::from(&self.text[start..stop]);
+                out.set_plain(&self.text[start..stop]);
                 Ok(())
             }
             Some(b'\\') => self.escaped_string(start, stop, out),
@@ -218,7 +246,7 @@ impl<'a> FastReader<'a> {
 
     /// The rest of a string whose first escape is at `stop`.
     #[cold]
-    fn escaped_string(&mut self, start: usize, mut stop: usize, out: &mut String) -> Fast {
+    fn escaped_string(&mut self, start: usize, mut stop: usize, out: &mut impl StringSink) -> Fast {
         let mut decoded = String::with_capacity(stop - start + 16);
         decoded.push_str(&self.text[start..stop]);
         loop {
@@ -228,7 +256,7 @@ impl<'a> FastReader<'a> {
             match self.text.as_bytes().get(stop) {
                 Some(b'"') => {
                     self.pos = stop + 1;
-                    *out = decoded;
+                    out.set_decoded(decoded);
                     return Ok(());
                 }
                 Some(b'\\') => {}

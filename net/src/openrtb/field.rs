@@ -5,6 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use compact_str::CompactString;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::fast::{Fast, FastReader};
@@ -103,40 +104,49 @@ macro_rules! reject_json_types {
 }
 pub(crate) use reject_json_types;
 
-// ---------- String ----------
+// ---------- strings ----------
 
-struct StringVisitor;
+/// Reads a JSON string into `$ty` (`String`, or `CompactString`, which keeps up to 24 bytes
+/// inline: most request strings, so parsing them allocates nothing).
+macro_rules! string_field {
+    ($ty:ident, $visitor:ident) => {
+        struct $visitor;
 
-impl<'de> Visitor<'de> for StringVisitor {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
-    }
-    reject_json_types!(MUST_BE_STRING; bool, i64, u64, f64, bytes, unit, seq, map);
+        impl<'de> Visitor<'de> for $visitor {
+            type Value = $ty;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                Ok(v.into())
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<$ty, E> {
+                Ok(v.into())
+            }
+            reject_json_types!(MUST_BE_STRING; bool, i64, u64, f64, bytes, unit, seq, map);
+        }
+
+        impl JsonField for $ty {
+            fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any($visitor)
+            }
+            fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
+                r.string(place)
+            }
+            fn write_json(&self, out: &mut Vec<u8>) {
+                write_json_string(out, self);
+            }
+            fn is_default_value(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
 }
 
 const MUST_BE_STRING: &str = "must be a string";
 
-impl JsonField for String {
-    fn deserialize_field<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StringVisitor)
-    }
-    fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
-        r.string(place)
-    }
-    fn write_json(&self, out: &mut Vec<u8>) {
-        write_json_string(out, self);
-    }
-    fn is_default_value(&self) -> bool {
-        self.is_empty()
-    }
-}
+string_field!(String, StringVisitor);
+string_field!(CompactString, CompactStringVisitor);
 
 // ---------- integers ----------
 

@@ -4,12 +4,13 @@
 
 use super::object::json_object;
 use super::raw::RawJson;
+use compact_str::CompactString;
 
 json_object! {
     /// Top-level bid request (OpenRTB 3.2.1).
     pub struct BidRequest {
         /// Exchange-unique request id (required, non-empty).
-        id: String,
+        id: CompactString,
         /// Impressions offered (required, at least one).
         imp: Vec<Imp>,
         /// Website context (at most one of site, app, dooh).
@@ -29,25 +30,25 @@ json_object! {
         /// Time allowed for bids, including internet latency, in milliseconds.
         tmax: Option<u64>,
         /// Allowed buyer seats.
-        wseat: Vec<String>,
+        wseat: Vec<CompactString>,
         /// Blocked buyer seats.
-        bseat: Vec<String>,
+        bseat: Vec<CompactString>,
         /// 1 = all impressions of the context are offered.
         allimps: Option<u32>,
         /// Allowed bid currencies (ISO-4217).
-        cur: Vec<String>,
+        cur: Vec<CompactString>,
         /// Allowed creative languages (ISO-639-1-alpha-2).
-        wlang: Vec<String>,
+        wlang: Vec<CompactString>,
         /// Allowed creative languages (IETF BCP 47).
-        wlangb: Vec<String>,
+        wlangb: Vec<CompactString>,
         /// Category taxonomy of `bcat`.
         cattax: Option<u32>,
         /// Blocked advertiser categories.
-        bcat: Vec<String>,
+        bcat: Vec<CompactString>,
         /// Blocked advertiser domains.
-        badv: Vec<String>,
+        badv: Vec<CompactString>,
         /// Blocked app bundles.
-        bapp: Vec<String>,
+        bapp: Vec<CompactString>,
         /// Inventory source and supply chain.
         source: Option<Box<Source>>,
         /// Regulations in force.
@@ -71,9 +72,9 @@ json_object! {
         /// 1 = the exchange makes the final sale decision.
         fd: Option<u32>,
         /// Transaction id shared by every participant.
-        tid: Option<String>,
+        tid: Option<CompactString>,
         /// Payment chain string (TAG).
-        pchain: Option<String>,
+        pchain: Option<CompactString>,
         /// SupplyChain object (2.6), kept raw.
         schain: Option<RawJson>,
         /// Extensions (2.5 `ext.schain` lands here).
@@ -90,9 +91,9 @@ json_object! {
         /// 1 = subject to GDPR (2.6; 2.5 puts it in `ext.gdpr`).
         gdpr: Option<u32>,
         /// CCPA string.
-        us_privacy: Option<String>,
+        us_privacy: Option<CompactString>,
         /// Global Privacy Platform string.
-        gpp: Option<String>,
+        gpp: Option<CompactString>,
         /// GPP section ids in force.
         gpp_sid: Vec<u32>,
         /// Extensions.
@@ -105,7 +106,7 @@ json_object! {
     /// One impression offered (3.2.4).
     pub struct Imp {
         /// Impression id, unique within the request (required, non-empty).
-        id: String,
+        id: CompactString,
         /// Metrics available to the buyer, kept raw.
         metric: Option<RawJson>,
         /// Banner or display slot.
@@ -119,23 +120,23 @@ json_object! {
         /// Private marketplace deals.
         pmp: Option<Pmp>,
         /// Ad mediation partner or SDK.
-        displaymanager: Option<String>,
+        displaymanager: Option<CompactString>,
         /// Its version.
-        displaymanagerver: Option<String>,
+        displaymanagerver: Option<CompactString>,
         /// 1 = interstitial or full screen.
         instl: Option<u32>,
         /// Placement id or tag.
-        tagid: Option<String>,
+        tagid: Option<CompactString>,
         /// Minimum bid in CPM of `bidfloorcur` (default 0).
         bidfloor: f64,
         /// Currency of `bidfloor` (ISO-4217, default USD).
-        bidfloorcur: Option<String>,
+        bidfloorcur: Option<CompactString>,
         /// Click browser type: 0 embedded, 1 native.
         clickbrowser: Option<u32>,
         /// 1 = secure HTTPS creatives required.
         secure: Option<u32>,
         /// Supported iframe busters.
-        iframebuster: Vec<String>,
+        iframebuster: Vec<CompactString>,
         /// 1 = rewarded.
         rwdd: Option<u32>,
         /// Server-side ad insertion: 0 unknown, 1 all client, 2 assets stitched, 3 all server.
@@ -185,7 +186,7 @@ json_object! {
         /// Ad position on screen.
         pos: Option<u32>,
         /// Allowed content MIME types.
-        mimes: Vec<String>,
+        mimes: Vec<CompactString>,
         /// 1 = delivered in the top frame.
         topframe: Option<u32>,
         /// Directions the banner may expand.
@@ -193,7 +194,7 @@ json_object! {
         /// Supported API frameworks.
         api: Vec<u32>,
         /// Id of this banner when it is a video companion.
-        id: Option<String>,
+        id: Option<CompactString>,
         /// Companion render mode: 0 concurrent, 1 end card.
         vcm: Option<u32>,
         /// Extensions.
@@ -225,7 +226,7 @@ json_object! {
     /// Video slot (3.2.7).
     pub struct Video {
         /// Allowed MIME types.
-        mimes: Vec<String>,
+        mimes: Vec<CompactString>,
         /// Minimum duration, seconds.
         minduration: Option<u32>,
         /// Maximum duration, seconds.
@@ -245,7 +246,7 @@ json_object! {
         /// Height, device-independent pixels.
         h: Option<u32>,
         /// Pod id.
-        podid: Option<String>,
+        podid: Option<CompactString>,
         /// Pod sequence.
         podseq: Option<i32>,
         /// Exact durations required, seconds.
@@ -306,7 +307,7 @@ json_object! {
     /// Audio slot (3.2.8).
     pub struct Audio {
         /// Allowed MIME types.
-        mimes: Vec<String>,
+        mimes: Vec<CompactString>,
         /// Minimum duration, seconds.
         minduration: Option<u32>,
         /// Maximum duration, seconds.
@@ -320,7 +321,7 @@ json_object! {
         /// Exact durations required, seconds.
         rqddurs: Vec<u32>,
         /// Pod id.
-        podid: Option<String>,
+        podid: Option<CompactString>,
         /// Pod sequence.
         podseq: Option<i32>,
         /// Sequence number (deprecated).
@@ -397,17 +398,17 @@ json_object! {
     /// One direct deal (3.2.12).
     pub struct Deal {
         /// Deal id (required, non-empty).
-        id: String,
+        id: CompactString,
         /// Deal floor, CPM (default 0).
         bidfloor: f64,
         /// Currency of `bidfloor` (default USD).
-        bidfloorcur: Option<String>,
+        bidfloorcur: Option<CompactString>,
         /// Auction type override.
         at: Option<u32>,
         /// Allowed buyer seats.
-        wseat: Vec<String>,
+        wseat: Vec<CompactString>,
         /// Allowed advertiser domains.
-        wadomain: Vec<String>,
+        wadomain: Vec<CompactString>,
         /// 1 = guaranteed terms.
         guar: Option<u32>,
         /// Minimum CPM per second.
@@ -424,25 +425,25 @@ json_object! {
     /// Website context (3.2.13).
     pub struct Site {
         /// Exchange site id.
-        id: Option<String>,
+        id: Option<CompactString>,
         /// Site name.
-        name: Option<String>,
+        name: Option<CompactString>,
         /// Domain, e.g. `example.com`.
-        domain: Option<String>,
+        domain: Option<CompactString>,
         /// Category taxonomy.
         cattax: Option<u32>,
         /// Site categories.
-        cat: Vec<String>,
+        cat: Vec<CompactString>,
         /// Section categories.
-        sectioncat: Vec<String>,
+        sectioncat: Vec<CompactString>,
         /// Page categories.
-        pagecat: Vec<String>,
+        pagecat: Vec<CompactString>,
         /// Page URL.
-        page: Option<String>,
+        page: Option<CompactString>,
         /// Referrer URL.
-        r#ref as "ref": Option<String>,
+        r#ref as "ref": Option<CompactString>,
         /// Search string that led here.
-        search: Option<String>,
+        search: Option<CompactString>,
         /// 1 = mobile-optimised.
         mobile: Option<u32>,
         /// 1 = has a privacy policy.
@@ -452,11 +453,11 @@ json_object! {
         /// Content, kept raw.
         content: Option<RawJson>,
         /// Comma-separated keywords.
-        keywords: Option<String>,
+        keywords: Option<CompactString>,
         /// Keywords as an array.
-        kwarray: Vec<String>,
+        kwarray: Vec<CompactString>,
         /// Inventory partner domain.
-        inventorypartnerdomain: Option<String>,
+        inventorypartnerdomain: Option<CompactString>,
         /// Extensions.
         ext: Option<RawJson>,
     }
@@ -467,25 +468,25 @@ json_object! {
     /// App context (3.2.14).
     pub struct App {
         /// Exchange app id.
-        id: Option<String>,
+        id: Option<CompactString>,
         /// App name.
-        name: Option<String>,
+        name: Option<CompactString>,
         /// Store bundle or package name.
-        bundle: Option<String>,
+        bundle: Option<CompactString>,
         /// Domain.
-        domain: Option<String>,
+        domain: Option<CompactString>,
         /// Store URL.
-        storeurl: Option<String>,
+        storeurl: Option<CompactString>,
         /// Category taxonomy.
         cattax: Option<u32>,
         /// App categories.
-        cat: Vec<String>,
+        cat: Vec<CompactString>,
         /// Section categories.
-        sectioncat: Vec<String>,
+        sectioncat: Vec<CompactString>,
         /// Page categories.
-        pagecat: Vec<String>,
+        pagecat: Vec<CompactString>,
         /// App version.
-        ver: Option<String>,
+        ver: Option<CompactString>,
         /// 1 = has a privacy policy.
         privacypolicy: Option<u32>,
         /// 1 = paid app.
@@ -495,11 +496,11 @@ json_object! {
         /// Content, kept raw.
         content: Option<RawJson>,
         /// Comma-separated keywords.
-        keywords: Option<String>,
+        keywords: Option<CompactString>,
         /// Keywords as an array.
-        kwarray: Vec<String>,
+        kwarray: Vec<CompactString>,
         /// Inventory partner domain.
-        inventorypartnerdomain: Option<String>,
+        inventorypartnerdomain: Option<CompactString>,
         /// Extensions.
         ext: Option<RawJson>,
     }
@@ -510,15 +511,15 @@ json_object! {
     /// Publisher (3.2.15).
     pub struct Publisher {
         /// Exchange publisher id.
-        id: Option<String>,
+        id: Option<CompactString>,
         /// Publisher name.
-        name: Option<String>,
+        name: Option<CompactString>,
         /// Category taxonomy.
         cattax: Option<u32>,
         /// Publisher categories.
-        cat: Vec<String>,
+        cat: Vec<CompactString>,
         /// Domain.
-        domain: Option<String>,
+        domain: Option<CompactString>,
         /// Extensions.
         ext: Option<RawJson>,
     }
@@ -535,25 +536,25 @@ json_object! {
         /// 1 = limit ad tracking.
         lmt: Option<u32>,
         /// User-Agent string.
-        ua: Option<String>,
+        ua: Option<CompactString>,
         /// Structured user agent, kept raw.
         sua: Option<RawJson>,
         /// IPv4 address.
-        ip: Option<String>,
+        ip: Option<CompactString>,
         /// IPv6 address.
-        ipv6: Option<String>,
+        ipv6: Option<CompactString>,
         /// Device type (AdCOM list).
         devicetype: Option<u32>,
         /// Make.
-        make: Option<String>,
+        make: Option<CompactString>,
         /// Model.
-        model: Option<String>,
+        model: Option<CompactString>,
         /// Operating system.
-        os: Option<String>,
+        os: Option<CompactString>,
         /// OS version.
-        osv: Option<String>,
+        osv: Option<CompactString>,
         /// Hardware version.
-        hwv: Option<String>,
+        hwv: Option<CompactString>,
         /// Physical screen height, pixels.
         h: Option<u32>,
         /// Physical screen width, pixels.
@@ -567,31 +568,31 @@ json_object! {
         /// 1 = geolocation API available to creatives.
         geofetch: Option<u32>,
         /// Flash version.
-        flashver: Option<String>,
+        flashver: Option<CompactString>,
         /// Browser language (ISO-639-1-alpha-2).
-        language: Option<String>,
+        language: Option<CompactString>,
         /// Browser language (IETF BCP 47).
-        langb: Option<String>,
+        langb: Option<CompactString>,
         /// Carrier or ISP.
-        carrier: Option<String>,
+        carrier: Option<CompactString>,
         /// Mobile country and network code.
-        mccmnc: Option<String>,
+        mccmnc: Option<CompactString>,
         /// Connection type.
         connectiontype: Option<u32>,
         /// Advertising id.
-        ifa: Option<String>,
+        ifa: Option<CompactString>,
         /// Hardware id, SHA1.
-        didsha1: Option<String>,
+        didsha1: Option<CompactString>,
         /// Hardware id, MD5.
-        didmd5: Option<String>,
+        didmd5: Option<CompactString>,
         /// Platform id, SHA1.
-        dpidsha1: Option<String>,
+        dpidsha1: Option<CompactString>,
         /// Platform id, MD5.
-        dpidmd5: Option<String>,
+        dpidmd5: Option<CompactString>,
         /// MAC address, SHA1.
-        macsha1: Option<String>,
+        macsha1: Option<CompactString>,
         /// MAC address, MD5.
-        macmd5: Option<String>,
+        macmd5: Option<CompactString>,
         /// Extensions.
         ext: Option<RawJson>,
     }
@@ -614,17 +615,17 @@ json_object! {
         /// IP geolocation service.
         ipservice: Option<u32>,
         /// Country, ISO-3166-1 alpha-3.
-        country: Option<String>,
+        country: Option<CompactString>,
         /// Region, ISO-3166-2.
-        region: Option<String>,
+        region: Option<CompactString>,
         /// Region, FIPS 10-4.
-        regionfips104: Option<String>,
+        regionfips104: Option<CompactString>,
         /// Metro (Nielsen DMA).
-        metro: Option<String>,
+        metro: Option<CompactString>,
         /// City (UN/LOCODE).
-        city: Option<String>,
+        city: Option<CompactString>,
         /// Postal code.
-        zip: Option<String>,
+        zip: Option<CompactString>,
         /// Minutes from UTC.
         utcoffset: Option<i32>,
         /// Extensions.
@@ -637,25 +638,25 @@ json_object! {
     /// User (3.2.20).
     pub struct User {
         /// Exchange user id.
-        id: Option<String>,
+        id: Option<CompactString>,
         /// Buyer user id.
-        buyeruid: Option<String>,
+        buyeruid: Option<CompactString>,
         /// Year of birth.
         yob: Option<u32>,
         /// M, F or O.
-        gender: Option<String>,
+        gender: Option<CompactString>,
         /// Comma-separated keywords.
-        keywords: Option<String>,
+        keywords: Option<CompactString>,
         /// Keywords as an array.
-        kwarray: Vec<String>,
+        kwarray: Vec<CompactString>,
         /// Bidder data stored in the exchange cookie.
-        customdata: Option<String>,
+        customdata: Option<CompactString>,
         /// Home location.
         geo: Option<Box<Geo>>,
         /// Data segments, kept raw.
         data: Option<RawJson>,
         /// TCF consent string (2.6; 2.5 puts it in `ext.consent`).
-        consent: Option<String>,
+        consent: Option<CompactString>,
         /// Extended ids, kept raw.
         eids: Option<RawJson>,
         /// Extensions.

@@ -205,7 +205,7 @@ impl Dsp {
         }
         self.counters.bids += bids.len() as u64;
         Some(BidResponse {
-            id: request.id.clone(),
+            id: request.id.to_string(),
             seatbid: vec![SeatBid {
                 bid: bids,
                 seat: Some(format!("{}-seat", self.spec.id)),
