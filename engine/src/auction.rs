@@ -362,7 +362,7 @@ mod tests {
                 .map(|i| Slot {
                     imp_id: i.to_string().into(),
                     formats_mask: Format::Banner.bit(),
-                    banner_sizes: vec![(300, 250)],
+                    banner_sizes: smallvec::smallvec![(300, 250)],
                     floor_cpm_micros: floor,
                     ..Slot::default()
                 })

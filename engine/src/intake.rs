@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use compact_str::CompactString;
 use net::openrtb::{BidRequest, Imp};
+use smallvec::SmallVec;
 
 use crate::catalog::Format;
 
@@ -17,8 +18,8 @@ pub struct Slot {
     pub imp_id: CompactString,
     /// Bit set of [`Format::bit`] the impression accepts.
     pub formats_mask: u8,
-    /// Accepted banner sizes (from `banner.w/h` and `banner.format`).
-    pub banner_sizes: Vec<(u32, u32)>,
+    /// Accepted banner sizes (from `banner.w/h` and `banner.format`); up to four inline.
+    pub banner_sizes: SmallVec<[(u32, u32); 4]>,
     /// Video player size, if the impression takes video (0 = any).
     pub video_size: Option<(u32, u32)>,
     /// Video duration bounds in seconds (0 = unbounded).
@@ -286,7 +287,10 @@ mod tests {
         let job = job_from_request(&r, crate::clock::now(), now, 120);
         assert_eq!(job.tmax_ms, 80);
         assert_eq!(job.slots[0].floor_cpm_micros, 1_250_000);
-        assert_eq!(job.slots[0].banner_sizes, vec![(300, 250), (320, 50)]);
+        assert_eq!(
+            job.slots[0].banner_sizes.as_slice(),
+            [(300, 250), (320, 50)]
+        );
         assert_eq!(job.slots[1].formats_mask, Format::Video.bit());
         assert_eq!(job.slots[1].video_duration_s, (0, 30));
         assert_eq!(job.ctx.country, "USA");

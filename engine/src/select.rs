@@ -174,7 +174,7 @@ mod tests {
         Slot {
             imp_id: "1".into(),
             formats_mask: Format::Banner.bit(),
-            banner_sizes: vec![(w, h)],
+            banner_sizes: smallvec::smallvec![(w, h)],
             ..Slot::default()
         }
     }

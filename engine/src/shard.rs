@@ -539,6 +539,9 @@ fn method_not_allowed(resp: &mut Response, allow: &str) {
 
 /// Whether a Content-Type header value names JSON (`application/json`, optional parameters).
 pub fn is_json_content_type(value: &[u8]) -> bool {
+    if value == b"application/json" {
+        return true; // what nearly every exchange sends
+    }
     let essence = value.split(|&b| b == b';').next().unwrap_or(b"");
     essence
         .trim_ascii()
