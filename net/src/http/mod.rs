@@ -39,6 +39,7 @@
 //! ```
 
 pub mod client;
+mod deadline;
 mod error;
 mod limits;
 mod parser;
