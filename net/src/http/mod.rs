@@ -38,6 +38,7 @@
 //! # }
 //! ```
 
+mod ascii;
 pub mod client;
 mod deadline;
 mod error;

@@ -1,8 +1,9 @@
 //! The per-shard accept loop and the connection loop on top of the sans-IO parser.
 //!
-//! Owns sockets, timeouts, keep-alive, pipelining (in-order answers, one write per batch),
-//! error responses with lingering close, connection limits and graceful drain. Knows nothing of
-//! what the handler does.
+//! Owns sockets, timeouts (per-connection lazy timers, armed only when a read or write has to
+//! wait: see `deadline`), keep-alive, pipelining (in-order answers, one write per batch), error
+//! responses with lingering close, connection limits and graceful drain. Knows nothing of what
+//! the handler does.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
