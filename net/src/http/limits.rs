@@ -10,6 +10,10 @@ pub const HEADERS_COUNT_CAP: usize = 128;
 pub const CHUNKED_FRAMING_BYTES_MIN: usize = 1024;
 
 /// Limits of one HTTP server (per shard). All sizes in bytes, all durations in milliseconds.
+///
+/// The three timeouts (idle, request, write) fire at most a slack late, never early: an eighth of
+/// the timeout, at most 300 ms (timers stay armed across requests and are only re-armed when
+/// their expiry would move by more than that, like nginx's `NGX_TIMER_LAZY_DELAY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Request line plus header section. Larger => 431, then close.
@@ -18,11 +22,14 @@ pub struct Limits {
     pub headers_count_max: usize,
     /// Body after de-chunking. Larger (declared or chunked) => 413 without reading it, then close.
     pub body_bytes_max: usize,
-    /// A keep-alive connection with no request started is closed silently after this.
+    /// A keep-alive connection with no request started is closed silently after this (plus at
+    /// most the slack).
     pub idle_timeout_ms: u64,
-    /// A started request (first byte seen) must be fully received within this, else 408 and close.
+    /// A started request must be fully received within this (plus at most the slack) from the
+    /// first time the server waits for more of it, else 408 and close.
     pub request_timeout_ms: u64,
-    /// A batch of responses must be fully written within this, else the connection is dropped.
+    /// A batch of responses must be fully written within this (plus at most the slack) from the
+    /// first time the write has to wait, else the connection is dropped.
     pub write_timeout_ms: u64,
     /// Responses answered but not yet written: at this count the batch is written before the next
     /// pipelined request is handled.

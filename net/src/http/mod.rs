@@ -38,7 +38,9 @@
 //! # }
 //! ```
 
+mod ascii;
 pub mod client;
+mod deadline;
 mod error;
 mod limits;
 mod parser;

@@ -9,6 +9,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::ascii;
 use super::error::HttpError;
 use super::limits::{HEADERS_COUNT_CAP, Limits};
 use super::request::{HeaderSpan, Headers, Method, Request, Span};
@@ -353,8 +354,7 @@ fn span_str<'a>(buf: &'a [u8], span: Span, if_empty: &'static str) -> Result<&'a
     if span.is_empty() {
         return Ok(if_empty);
     }
-    std::str::from_utf8(span.get(buf))
-        .map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
+    ascii::to_str(span.get(buf)).map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
 }
 
 /// Split the request target into path and query spans (origin-form, absolute-form, `*`).
@@ -401,20 +401,28 @@ struct FieldSummary {
 }
 
 impl FieldSummary {
+    /// Note one header field. The name's length picks the one candidate it can be, so most
+    /// fields cost one comparison of lengths.
     fn absorb(&mut self, name: &str, value: &[u8], limits: &Limits) -> Result<(), HttpError> {
-        if name.eq_ignore_ascii_case("content-length") {
-            self.absorb_content_length(value, limits)?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            self.absorb_transfer_encoding(value);
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in list_tokens(value) {
-                self.connection_close |= token.eq_ignore_ascii_case(b"close");
-                self.connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        let name = name.as_bytes();
+        match name.len() {
+            14 if ascii::eq_ignore_case(name, b"content-length") => {
+                self.absorb_content_length(value, limits)?;
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            self.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("host") {
-            self.host_count += 1;
+            17 if ascii::eq_ignore_case(name, b"transfer-encoding") => {
+                self.absorb_transfer_encoding(value);
+            }
+            10 if ascii::eq_ignore_case(name, b"connection") => {
+                for token in list_tokens(value) {
+                    self.connection_close |= token.eq_ignore_ascii_case(b"close");
+                    self.connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            6 if ascii::eq_ignore_case(name, b"expect") => {
+                self.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
+            }
+            4 if ascii::eq_ignore_case(name, b"host") => self.host_count += 1,
+            _ => {}
         }
         Ok(())
     }

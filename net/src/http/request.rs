@@ -2,6 +2,8 @@
 //!
 //! Owns `Method`, `Request` and header lookup. Knows nothing of sockets or of parsing state.
 
+use super::ascii;
+
 /// A byte range inside the buffer a request was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
@@ -100,9 +102,11 @@ impl<'a> Headers<'a> {
 
     /// Value of the first field called `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+        let buf = self.buf;
+        self.spans
+            .iter()
+            .find(|span| ascii::eq_ignore_case(span.name.get(buf), name.as_bytes()))
+            .map(|span| span.value.get(buf))
     }
 
     /// All fields in arrival order as (name, value).

@@ -5,10 +5,12 @@
 
 use std::io::Write as _;
 
+use super::ascii;
 use super::error::{HttpError, reason_phrase};
 
-/// Header names the server owns: a handler setting them is ignored (framing stays correct).
-const RESERVED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+/// Bytes of a response head besides the handler's header lines, at most: status line with the
+/// longest reason, Content-Length line with 20 digits, Connection line, blank line.
+const HEAD_FIXED_BYTES_MAX: usize = 64 + 40 + 32 + 2;
 
 /// A reusable response: status, extra header lines and body. The connection keeps one per
 /// connection and clears it between requests, so its buffers are allocated once.
@@ -65,24 +67,29 @@ impl Response {
     /// body); `Connection: close` closes the connection after this response. A name that is not a
     /// token or a value containing CR, LF or NUL is dropped (no header injection).
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if !is_token(name) || ascii::has_cr_lf_or_nul(value.as_bytes()) {
             tracing::warn!(name, "handler set an invalid header; dropped");
             return self;
         }
-        if RESERVED_HEADERS
-            .iter()
-            .any(|reserved| reserved.len() == name.len() && name.eq_ignore_ascii_case(reserved))
-        {
-            self.close |= name.eq_ignore_ascii_case("connection")
-                && value.trim_ascii().eq_ignore_ascii_case("close");
-            return self;
+        let value = value.trim_ascii();
+        match server_owned_header(name.as_bytes()) {
+            Some(ServerOwned::Connection) => {
+                self.close |= value.eq_ignore_ascii_case("close");
+            }
+            Some(ServerOwned::Framing) => {}
+            None => self.push_header_line(name.as_bytes(), value.as_bytes()),
         }
-        self.headers.extend_from_slice(name.as_bytes());
-        self.headers.extend_from_slice(b": ");
-        self.headers
-            .extend_from_slice(value.trim_ascii().as_bytes());
-        self.headers.extend_from_slice(b"\r\n");
         self
+    }
+
+    /// Append `name: value\r\n` to the header lines.
+    fn push_header_line(&mut self, name: &[u8], value: &[u8]) {
+        let headers = &mut self.headers;
+        headers.reserve(name.len() + value.len() + 4);
+        headers.extend_from_slice(name);
+        headers.extend_from_slice(b": ");
+        headers.extend_from_slice(value);
+        headers.extend_from_slice(b"\r\n");
     }
 
     /// The body buffer, to write into directly (it keeps its capacity between requests).
@@ -129,6 +136,7 @@ impl Response {
     /// Append the serialized response to `out`.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>, framing: Framing) {
         let has_body = status_allows_body(self.status);
+        out.reserve(HEAD_FIXED_BYTES_MAX + self.headers.len() + self.body.len());
         write_status_line(out, self.status);
         if has_body {
             write_content_length(out, self.body.len());
@@ -163,7 +171,33 @@ pub(crate) fn write_error(out: &mut Vec<u8>, error: &HttpError) {
     out.extend_from_slice(&reason[..reason_bytes]);
 }
 
+/// Header names the server owns: a handler setting them is ignored (framing stays correct),
+/// except that `Connection: close` closes the connection.
+enum ServerOwned {
+    /// Content-Length, Transfer-Encoding.
+    Framing,
+    Connection,
+}
+
+fn server_owned_header(name: &[u8]) -> Option<ServerOwned> {
+    match name.len() {
+        14 if ascii::eq_ignore_case(name, b"content-length") => Some(ServerOwned::Framing),
+        17 if ascii::eq_ignore_case(name, b"transfer-encoding") => Some(ServerOwned::Framing),
+        10 if ascii::eq_ignore_case(name, b"connection") => Some(ServerOwned::Connection),
+        _ => None,
+    }
+}
+
+/// The status line; the common ones are static.
 fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    match status {
+        200 => out.extend_from_slice(b"HTTP/1.1 200 OK\r\n"),
+        204 => out.extend_from_slice(b"HTTP/1.1 204 No Content\r\n"),
+        _ => write_any_status_line(out, status),
+    }
+}
+
+fn write_any_status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
@@ -190,9 +224,13 @@ fn status_allows_body(status: u16) -> bool {
     !(status < 200 || status == 204 || status == 304)
 }
 
-/// RFC 9110 token: visible ASCII except delimiters.
+/// RFC 9110 token: visible ASCII except delimiters. (Branch-free over the bytes: names are
+/// short and almost always valid.)
 fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
+    !name.is_empty()
+        && name
+            .bytes()
+            .fold(true, |token, b| token & TOKEN_BYTES[usize::from(b)])
 }
 
 /// RFC 9110 `tchar`: the bytes a header name may contain (a table: handlers set a few headers on
@@ -322,6 +360,33 @@ mod tests {
         let (head, body) = text.split_once("\r\n\r\n").expect("blank line");
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         assert!(body.starts_with("length required"));
+    }
+
+    #[test]
+    fn static_status_lines_match_the_general_ones() {
+        for status in 100..=999 {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            write_status_line(&mut fast, status);
+            write_any_status_line(&mut general, status);
+            assert_eq!(fast, general, "{status}");
+        }
+    }
+
+    #[test]
+    fn reserved_headers_match_case_insensitively() {
+        let mut response = Response::new();
+        response
+            .header("CONTENT-LENGTH", "1")
+            .header("transfer-Encoding", "chunked")
+            .header("Content-Lengtz", "1")
+            .header("connection", " Keep-Alive ");
+        assert!(!response.close_requested());
+        response.header("CONNECTION", "\tCLOSE ");
+        assert!(response.close_requested());
+        assert_eq!(
+            serialized(&response, KEEP),
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nContent-Lengtz: 1\r\n\r\n"
+        );
     }
 
     #[test]

@@ -1,29 +1,33 @@
 //! The per-shard accept loop and the connection loop on top of the sans-IO parser.
 //!
-//! Owns sockets, timeouts, keep-alive, pipelining (in-order answers, one write per batch),
-//! error responses with lingering close, connection limits and graceful drain. Knows nothing of
-//! what the handler does.
+//! Owns sockets, timeouts (per-connection lazy timers, armed only when a read or write has to
+//! wait: see `deadline`), keep-alive, pipelining (in-order answers, one write per batch), error
+//! responses with lingering close, connection limits and graceful drain. Knows nothing of what
+//! the handler does.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use monoio::BufResult;
 use monoio::buf::SliceMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::time::{Instant, sleep, sleep_until};
 
+use super::deadline::{self, LazyTimer, Nanos};
 use super::error::HttpError;
 use super::limits::Limits;
 use super::parser::{Parsed, Progress, RequestHead, RequestParser};
 use super::request::{Method, Request};
 use super::response::{Framing, Response, write_continue, write_error};
-use super::shutdown::Shutdown;
+use super::shutdown::{Shutdown, ShutdownWait};
 use super::stats::HttpStats;
 
 /// Listen backlog used by [`bind_reuseport`].
@@ -72,6 +76,7 @@ pub async fn serve<H: Handler>(
     shutdown: Shutdown,
     stats: Rc<HttpStats>,
 ) {
+    deadline::calibrate();
     let server = Server {
         handler,
         limits: limits.sanitized(),
@@ -250,10 +255,66 @@ struct Connection<H> {
     parse_at_bytes: usize,
     write_buf: Vec<u8>,
     responses_unwritten: usize,
+    timeouts: Timeouts,
+    /// Completes once shutdown fires; kept for the connection's life (one waker slot).
+    shutdown_wait: ShutdownWait,
+    continue_sent: bool,
+}
+
+/// A connection's idle, request and write timeouts: one lazy timer each (see
+/// [`deadline`](super::deadline)), armed only when a read or write has to wait.
+struct Timeouts {
+    idle: LazyTimer,
+    request: LazyTimer,
+    write: LazyTimer,
     /// When we first waited for more bytes of the current request (its `request_timeout_ms`
     /// runs from there); `None` between requests.
-    request_started: Option<Instant>,
-    continue_sent: bool,
+    request_started: Option<Nanos>,
+    limits: Limits,
+}
+
+impl Timeouts {
+    fn new(limits: Limits) -> Self {
+        Self {
+            idle: LazyTimer::new(limits.idle_timeout_ms),
+            request: LazyTimer::new(limits.request_timeout_ms),
+            write: LazyTimer::new(limits.write_timeout_ms),
+            request_started: None,
+            limits,
+        }
+    }
+
+    /// A read has to wait: bound it by the idle timeout (no request started) or by the current
+    /// request's timeout, whose clock starts now if this is the first wait for it.
+    fn arm_read(&mut self, idle: bool) {
+        let now = deadline::now();
+        if idle {
+            self.idle.arm(now.plus_ms(self.limits.idle_timeout_ms));
+        } else {
+            let started = *self.request_started.get_or_insert(now);
+            self.request
+                .arm(started.plus_ms(self.limits.request_timeout_ms));
+        }
+    }
+
+    fn poll_read_expired(&mut self, idle: bool, cx: &mut Context<'_>) -> Poll<()> {
+        if idle {
+            self.idle.poll_expired(cx)
+        } else {
+            self.request.poll_expired(cx)
+        }
+    }
+
+    /// A write has to wait: bound it by the write timeout from now.
+    fn arm_write(&mut self) {
+        let deadline = deadline::now().plus_ms(self.limits.write_timeout_ms);
+        self.write.arm(deadline);
+    }
+
+    /// The current request is complete: the next one's clock starts when we first wait for it.
+    fn request_done(&mut self) {
+        self.request_started = None;
+    }
 }
 
 impl<H: Handler> Connection<H> {
@@ -267,7 +328,6 @@ impl<H: Handler> Connection<H> {
         Self {
             stream,
             handler,
-            shutdown,
             stats,
             parser: RequestParser::new(),
             response: Response::new(),
@@ -276,7 +336,9 @@ impl<H: Handler> Connection<H> {
             parse_at_bytes: 0,
             write_buf: Vec::with_capacity(limits.read_buffer_bytes),
             responses_unwritten: 0,
-            request_started: None,
+            timeouts: Timeouts::new(limits),
+            shutdown_wait: shutdown.wait(),
+            shutdown,
             continue_sent: false,
             limits,
         }
@@ -383,7 +445,7 @@ impl<H: Handler> Connection<H> {
             self.start = 0;
         }
         // A pipelined request's clock starts when we first wait for more of it (`read_more`).
-        self.request_started = None;
+        self.timeouts.request_done();
     }
 
     fn batch_full(&self) -> bool {
@@ -397,21 +459,39 @@ impl<H: Handler> Connection<H> {
             return true;
         }
         let buf = mem::take(&mut self.write_buf);
-        let timeout = Duration::from_millis(self.limits.write_timeout_ms);
-        match monoio::time::timeout(timeout, self.stream.write_all(buf)).await {
-            Ok((Ok(_), mut buf)) => {
+        match self.write_all_in_time(buf).await {
+            Some((Ok(_), mut buf)) => {
                 buf.clear();
                 buf.shrink_to(WRITE_BUFFER_BYTES_KEEP);
                 self.write_buf = buf;
                 self.responses_unwritten = 0;
                 true
             }
-            Ok((Err(_), _)) => false,
-            Err(_elapsed) => {
+            Some((Err(_), _)) => false,
+            None => {
                 HttpStats::bump(&self.stats.write_timeouts);
                 false
             }
         }
+    }
+
+    /// `write_all`, bounded by the write timeout once it has to wait; `None` when that expired.
+    async fn write_all_in_time(&mut self, buf: Vec<u8>) -> Option<BufResult<usize, Vec<u8>>> {
+        let Connection {
+            stream, timeouts, ..
+        } = self;
+        let mut write = pin!(stream.write_all(buf));
+        let mut waiting = false;
+        poll_fn(|cx| {
+            if let Poll::Ready(written) = write.as_mut().poll(cx) {
+                return Poll::Ready(Some(written));
+            }
+            if !mem::replace(&mut waiting, true) {
+                timeouts.arm_write();
+            }
+            timeouts.write.poll_expired(cx).map(|()| None)
+        })
+        .await
     }
 
     /// Read more bytes, bounded by the idle or the request deadline; while idle, shutdown closes.
@@ -424,33 +504,42 @@ impl<H: Handler> Connection<H> {
         if idle && self.shutdown.is_triggered() {
             return ReadOutcome::Closed;
         }
-        let now = Instant::now();
-        let deadline = if idle {
-            now + Duration::from_millis(self.limits.idle_timeout_ms)
-        } else {
-            // The request's clock starts the first time we wait for more of it: a request that
-            // arrives whole (the usual case) never reads the clock for it.
-            *self.request_started.get_or_insert(now)
-                + Duration::from_millis(self.limits.request_timeout_ms)
-        };
-        let buf = mem::take(&mut self.read_buf);
-        let (filled, capacity) = (buf.len(), buf.capacity());
-        let read = self.stream.read(SliceMut::new(buf, filled, capacity));
-        let outcome = monoio::select! {
-            biased;
-            (result, slice) = read => {
-                self.read_buf = slice.into_inner();
-                match result {
+        let Connection {
+            stream,
+            read_buf,
+            timeouts,
+            shutdown_wait,
+            ..
+        } = self;
+        let (filled, capacity) = (read_buf.len(), read_buf.capacity());
+        let mut read = pin!(stream.read(SliceMut::new(mem::take(read_buf), filled, capacity)));
+        let mut waiting = false;
+        poll_fn(|cx| {
+            if let Poll::Ready((result, slice)) = read.as_mut().poll(cx) {
+                *read_buf = slice.into_inner();
+                return Poll::Ready(match result {
                     Ok(0) | Err(_) => ReadOutcome::Closed,
                     Ok(_) => ReadOutcome::Data,
-                }
+                });
             }
-            _ = sleep_until(deadline) => {
-                if idle { ReadOutcome::IdleTimeout } else { ReadOutcome::RequestTimeout }
+            // The timeout is armed only once the read has to wait (a request that is already
+            // in the socket costs no timer work).
+            if !mem::replace(&mut waiting, true) {
+                timeouts.arm_read(idle);
             }
-            _ = self.shutdown.wait(), if idle => ReadOutcome::Closed,
-        };
-        outcome
+            if timeouts.poll_read_expired(idle, cx).is_ready() {
+                return Poll::Ready(if idle {
+                    ReadOutcome::IdleTimeout
+                } else {
+                    ReadOutcome::RequestTimeout
+                });
+            }
+            if idle && Pin::new(&mut *shutdown_wait).poll(cx).is_ready() {
+                return Poll::Ready(ReadOutcome::Closed);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Move unconsumed bytes to the front of the read buffer.
