@@ -10,7 +10,7 @@
 pub mod auction;
 pub mod budget;
 pub mod catalog;
-pub mod clock;
+pub use net::clock;
 pub mod config;
 pub mod degradation;
 pub mod demo;

@@ -13,68 +13,22 @@
 //! slack period. A timeout therefore fires at most [`slack`] late, never early (nginx does the
 //! same with `NGX_TIMER_LAZY_DELAY`, 300 ms).
 //!
-//! The clock is the CPU's time-stamp counter, calibrated once against the OS monotonic clock by
-//! `quanta` (which falls back to that clock itself where the counter is not invariant): ~10
-//! instructions a read instead of a vDSO `clock_gettime`. The `std` clock is read only when a
-//! timer is reset, to hand monoio its deadline.
+//! The clock is [`crate::clock`] (the CPU's time-stamp counter): the `std` clock is read only
+//! when a timer is reset, to hand monoio its deadline.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use monoio::time::{Instant, Sleep, sleep_until};
+use monoio::time::{Sleep, sleep_until};
+
+use crate::clock::{self, Instant};
 
 /// Largest slack of a lazy timer (nginx's `NGX_TIMER_LAZY_DELAY`).
 pub(crate) const SLACK_MAX: Duration = Duration::from_millis(300);
 /// A timer's slack is this fraction of its timeout when that is below [`SLACK_MAX`].
 const SLACK_TIMEOUT_DIVISOR: u64 = 8;
-/// Expiry used when a deadline cannot be represented (a timeout of centuries).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-/// A point on the connection clock: nanoseconds since the clock's origin (first use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Nanos(u64);
-
-impl Nanos {
-    /// `self` plus `ms` milliseconds (saturating).
-    pub(crate) fn plus_ms(self, ms: u64) -> Nanos {
-        Nanos(self.0.saturating_add(ms.saturating_mul(1_000_000)))
-    }
-}
-
-/// The calibrated counter and its reading at the clock's origin.
-struct Counter {
-    clock: quanta::Clock,
-    origin: u64,
-}
-
-fn counter() -> &'static Counter {
-    static COUNTER: OnceLock<Counter> = OnceLock::new();
-    COUNTER.get_or_init(|| {
-        let clock = quanta::Clock::new();
-        let origin = clock.raw();
-        Counter { clock, origin }
-    })
-}
-
-/// Calibrates the clock (~10 ms the first time in a process), so that no request pays for it.
-pub(crate) fn calibrate() {
-    let _ = now();
-}
-
-/// Now, on the connection clock.
-#[inline]
-pub(crate) fn now() -> Nanos {
-    let counter = counter();
-    Nanos(
-        counter
-            .clock
-            .delta_as_nanos(counter.origin, counter.clock.raw()),
-    )
-}
-
 /// How late a timer with this timeout may fire: an eighth of the timeout, at most [`SLACK_MAX`].
 pub(crate) fn slack(timeout_ms: u64) -> Duration {
     Duration::from_millis(timeout_ms / SLACK_TIMEOUT_DIVISOR).min(SLACK_MAX)
@@ -87,8 +41,8 @@ pub(crate) struct LazyTimer {
     sleep: Option<Pin<Box<Sleep>>>,
     /// The expiry `sleep` is set to, on the connection clock (the `std` deadline it was given is
     /// at or after this point).
-    expiry: Nanos,
-    slack_nanos: u64,
+    expiry: Instant,
+    slack: Duration,
 }
 
 impl LazyTimer {
@@ -96,33 +50,28 @@ impl LazyTimer {
     pub(crate) fn new(timeout_ms: u64) -> Self {
         Self {
             sleep: None,
-            expiry: Nanos(0),
-            slack_nanos: u64::try_from(slack(timeout_ms).as_nanos()).unwrap_or(u64::MAX),
+            expiry: clock::now(),
+            slack: slack(timeout_ms),
         }
     }
 
     /// Make the timer fire no earlier than `deadline` and at most the slack after it. Cheap when
     /// the current expiry already lies in that window (no clock read, no timer-wheel work).
-    pub(crate) fn arm(&mut self, deadline: Nanos) {
-        let in_window = self.expiry >= deadline && self.expiry.0 - deadline.0 <= self.slack_nanos;
+    pub(crate) fn arm(&mut self, deadline: Instant) {
+        let in_window = self.expiry >= deadline && self.expiry - deadline <= self.slack;
         if self.sleep.is_none() || !in_window {
-            self.reset(Nanos(deadline.0.saturating_add(self.slack_nanos)));
+            self.reset(deadline.plus(self.slack));
         }
     }
 
-    /// Set the expiry to `expiry`: read both clocks (the connection clock first, so that the
-    /// `std` deadline is never earlier than `expiry`) and reset the monoio timer.
+    /// Set the expiry to `expiry` and reset the monoio timer to the `std` instant it corresponds
+    /// to (never earlier: see [`clock::to_std`]).
     #[cold]
-    fn reset(&mut self, expiry: Nanos) {
-        let remaining = Duration::from_nanos(expiry.0.saturating_sub(now().0));
-        let std_now = Instant::now();
-        let std_deadline = std_now
-            .checked_add(remaining)
-            .or_else(|| std_now.checked_add(FAR_FUTURE))
-            .unwrap_or(std_now);
+    fn reset(&mut self, expiry: Instant) {
+        let std_deadline = clock::to_std(expiry);
         match &mut self.sleep {
-            Some(sleep) => sleep.as_mut().reset(std_deadline),
-            None => self.sleep = Some(Box::pin(sleep_until(std_deadline))),
+            Some(sleep) => sleep.as_mut().reset(std_deadline.into()),
+            None => self.sleep = Some(Box::pin(sleep_until(std_deadline.into()))),
         }
         self.expiry = expiry;
     }
@@ -147,17 +96,6 @@ mod tests {
         assert_eq!(slack(0), Duration::ZERO);
     }
 
-    #[test]
-    fn clock_counts_forward_in_step_with_the_os_clock() {
-        calibrate();
-        let (ours, os) = (now(), std::time::Instant::now());
-        std::thread::sleep(Duration::from_millis(20));
-        let ours = Duration::from_nanos(now().0 - ours.0);
-        let os = os.elapsed();
-        assert!(ours >= Duration::from_millis(20), "{ours:?}");
-        assert!(ours <= os + Duration::from_millis(5), "{ours:?} vs {os:?}");
-    }
-
     fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
@@ -174,12 +112,13 @@ mod tests {
         runtime().block_on(async {
             let mut timer = LazyTimer::new(400);
             let start = std::time::Instant::now();
-            timer.arm(now().plus_ms(100));
+            timer.arm(clock::now().plus_ms(100));
             expired(&mut timer).await;
             let waited = start.elapsed();
             assert!(waited >= Duration::from_millis(100), "{waited:?}");
-            // Slack 50 ms, plus the timer wheel's millisecond and a loaded machine.
-            assert!(waited < Duration::from_millis(400), "{waited:?}");
+            // Slack 50 ms; the bound only catches a timer that never fires (a loaded machine
+            // may deschedule the thread for a while).
+            assert!(waited < Duration::from_secs(10), "{waited:?}");
         });
     }
 
@@ -187,22 +126,18 @@ mod tests {
     fn later_deadline_within_slack_keeps_the_expiry_and_earlier_one_resets() {
         runtime().block_on(async {
             let mut timer = LazyTimer::new(8_000);
-            let slack = 300_000_000;
-            let deadline = now().plus_ms(5_000);
+            let slack = SLACK_MAX;
+            let deadline = clock::now().plus_ms(5_000);
             timer.arm(deadline);
             let armed = timer.expiry;
-            assert_eq!(armed, Nanos(deadline.0 + slack));
+            assert_eq!(armed, deadline.plus(slack));
             timer.arm(deadline.plus_ms(200));
             assert_eq!(timer.expiry, armed, "within the slack: not reset");
             timer.arm(deadline.plus_ms(301));
             assert!(timer.expiry > armed, "past the expiry: reset later");
-            let soon = now().plus_ms(10);
+            let soon = clock::now().plus_ms(10);
             timer.arm(soon);
-            assert_eq!(
-                timer.expiry,
-                Nanos(soon.0 + slack),
-                "too late: reset earlier"
-            );
+            assert_eq!(timer.expiry, soon.plus(slack), "too late: reset earlier");
         });
     }
 }

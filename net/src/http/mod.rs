@@ -38,7 +38,6 @@
 //! # }
 //! ```
 
-mod ascii;
 pub mod client;
 mod deadline;
 mod error;

@@ -9,7 +9,6 @@
 
 use std::mem::MaybeUninit;
 
-use super::ascii;
 use super::error::HttpError;
 use super::limits::{HEADERS_COUNT_CAP, Limits};
 use super::request::{HeaderSpan, Headers, Method, Request, Span};
@@ -354,7 +353,8 @@ fn span_str<'a>(buf: &'a [u8], span: Span, if_empty: &'static str) -> Result<&'a
     if span.is_empty() {
         return Ok(if_empty);
     }
-    ascii::to_str(span.get(buf)).map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
+    simdutf8::compat::from_utf8(span.get(buf))
+        .map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
 }
 
 /// Split the request target into path and query spans (origin-form, absolute-form, `*`).
@@ -406,22 +406,22 @@ impl FieldSummary {
     fn absorb(&mut self, name: &str, value: &[u8], limits: &Limits) -> Result<(), HttpError> {
         let name = name.as_bytes();
         match name.len() {
-            14 if ascii::eq_ignore_case(name, b"content-length") => {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
                 self.absorb_content_length(value, limits)?;
             }
-            17 if ascii::eq_ignore_case(name, b"transfer-encoding") => {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 self.absorb_transfer_encoding(value);
             }
-            10 if ascii::eq_ignore_case(name, b"connection") => {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
                 for token in list_tokens(value) {
                     self.connection_close |= token.eq_ignore_ascii_case(b"close");
                     self.connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            6 if ascii::eq_ignore_case(name, b"expect") => {
+            6 if name.eq_ignore_ascii_case(b"expect") => {
                 self.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
             }
-            4 if ascii::eq_ignore_case(name, b"host") => self.host_count += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => self.host_count += 1,
             _ => {}
         }
         Ok(())

@@ -2,8 +2,6 @@
 //!
 //! Owns `Method`, `Request` and header lookup. Knows nothing of sockets or of parsing state.
 
-use super::ascii;
-
 /// A byte range inside the buffer a request was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
@@ -105,7 +103,7 @@ impl<'a> Headers<'a> {
         let buf = self.buf;
         self.spans
             .iter()
-            .find(|span| ascii::eq_ignore_case(span.name.get(buf), name.as_bytes()))
+            .find(|span| span.name.get(buf).eq_ignore_ascii_case(name.as_bytes()))
             .map(|span| span.value.get(buf))
     }
 

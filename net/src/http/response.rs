@@ -5,7 +5,6 @@
 
 use std::io::Write as _;
 
-use super::ascii;
 use super::error::{HttpError, reason_phrase};
 
 /// Bytes of a response head besides the handler's header lines, at most: status line with the
@@ -67,7 +66,7 @@ impl Response {
     /// body); `Connection: close` closes the connection after this response. A name that is not a
     /// token or a value containing CR, LF or NUL is dropped (no header injection).
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        if !is_token(name) || ascii::has_cr_lf_or_nul(value.as_bytes()) {
+        if !is_token(name) || memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
             tracing::warn!(name, "handler set an invalid header; dropped");
             return self;
         }
@@ -181,9 +180,9 @@ enum ServerOwned {
 
 fn server_owned_header(name: &[u8]) -> Option<ServerOwned> {
     match name.len() {
-        14 if ascii::eq_ignore_case(name, b"content-length") => Some(ServerOwned::Framing),
-        17 if ascii::eq_ignore_case(name, b"transfer-encoding") => Some(ServerOwned::Framing),
-        10 if ascii::eq_ignore_case(name, b"connection") => Some(ServerOwned::Connection),
+        14 if name.eq_ignore_ascii_case(b"content-length") => Some(ServerOwned::Framing),
+        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Some(ServerOwned::Framing),
+        10 if name.eq_ignore_ascii_case(b"connection") => Some(ServerOwned::Connection),
         _ => None,
     }
 }

@@ -21,7 +21,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::time::{Instant, sleep, sleep_until};
 
-use super::deadline::{self, LazyTimer, Nanos};
+use super::deadline::LazyTimer;
 use super::error::HttpError;
 use super::limits::Limits;
 use super::parser::{Parsed, Progress, RequestHead, RequestParser};
@@ -29,6 +29,7 @@ use super::request::{Method, Request};
 use super::response::{Framing, Response, write_continue, write_error};
 use super::shutdown::{Shutdown, ShutdownWait};
 use super::stats::HttpStats;
+use crate::clock::{self, Instant as ClockInstant};
 
 /// Listen backlog used by [`bind_reuseport`].
 pub const LISTEN_BACKLOG_DEFAULT: i32 = 1024;
@@ -76,7 +77,7 @@ pub async fn serve<H: Handler>(
     shutdown: Shutdown,
     stats: Rc<HttpStats>,
 ) {
-    deadline::calibrate();
+    clock::calibrate();
     let server = Server {
         handler,
         limits: limits.sanitized(),
@@ -269,7 +270,7 @@ struct Timeouts {
     write: LazyTimer,
     /// When we first waited for more bytes of the current request (its `request_timeout_ms`
     /// runs from there); `None` between requests.
-    request_started: Option<Nanos>,
+    request_started: Option<ClockInstant>,
     limits: Limits,
 }
 
@@ -287,7 +288,7 @@ impl Timeouts {
     /// A read has to wait: bound it by the idle timeout (no request started) or by the current
     /// request's timeout, whose clock starts now if this is the first wait for it.
     fn arm_read(&mut self, idle: bool) {
-        let now = deadline::now();
+        let now = clock::now();
         if idle {
             self.idle.arm(now.plus_ms(self.limits.idle_timeout_ms));
         } else {
@@ -307,7 +308,7 @@ impl Timeouts {
 
     /// A write has to wait: bound it by the write timeout from now.
     fn arm_write(&mut self) {
-        let deadline = deadline::now().plus_ms(self.limits.write_timeout_ms);
+        let deadline = clock::now().plus_ms(self.limits.write_timeout_ms);
         self.write.arm(deadline);
     }
 
