@@ -353,8 +353,13 @@ fn span_str<'a>(buf: &'a [u8], span: Span, if_empty: &'static str) -> Result<&'a
     if span.is_empty() {
         return Ok(if_empty);
     }
-    simdutf8::compat::from_utf8(span.get(buf))
-        .map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
+    let bytes = span.get(buf);
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. (`is_ascii` checks a word at a time; `from_utf8` costs
+        // ~120 instructions on a short path, twice per request.)
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| HttpError::BadRequest("request target is not UTF-8"))
 }
 
 /// Split the request target into path and query spans (origin-form, absolute-form, `*`).

@@ -359,3 +359,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn request_targets_must_be_utf8() {
+    let utf8 = b"GET /caf\xc3\xa9?q=\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut buf = utf8.to_vec();
+    let head = complete(&buf);
+    let parser = RequestParser::new();
+    let request = parser.request(&head, &mut buf).unwrap();
+    assert_eq!((request.path, request.query), ("/café", "q=é"));
+    assert_eq!(
+        error_status(b"GET /caf\xc3 HTTP/1.1\r\nHost: a\r\n\r\n", &limits()),
+        400
+    );
+}
