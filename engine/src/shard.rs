@@ -5,7 +5,7 @@
 //! types shards exchange. Every piece of state here belongs to exactly one shard; only the
 //! immutable [`Shared`] snapshot (config, catalog) is shared, behind an `Arc`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,10 +117,12 @@ pub struct EngineShard {
     ledger: RefCell<SubLedger>,
     /// The host's budget allocator: on shard 0 only.
     allocator: RefCell<Option<Allocator<LocalCounters>>>,
+    /// When the allocator's stale check last ran (`ledger::now_ms`).
+    allocator_ticked_ms: Cell<i64>,
     /// The allocator's log (shard 0) and this shard's spend log; `None`: in memory only.
     alloc_wal: Option<WalHandle>,
     spend_wal: Option<WalHandle>,
-    stop_stage: std::cell::Cell<StopStage>,
+    stop_stage: Cell<StopStage>,
     scratch: RefCell<Scratch>,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
@@ -177,9 +179,10 @@ impl EngineShard {
             shared,
             ledger: RefCell::new(ledger),
             allocator: RefCell::new(allocator),
+            allocator_ticked_ms: Cell::new(i64::MIN / 2),
             alloc_wal,
             spend_wal,
-            stop_stage: std::cell::Cell::new(StopStage::Serving),
+            stop_stage: Cell::new(StopStage::Serving),
             scratch: RefCell::new(Scratch::default()),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
@@ -297,11 +300,26 @@ impl EngineShard {
         if self.ledger.borrow().is_warm() {
             self.shared.readiness.mark_warm(ctx.id().0);
         }
-        let mut records = Vec::new();
-        if let Some(a) = self.allocator.borrow_mut().as_mut() {
-            a.tick(now, &mut records);
+        if self.allocator_tick_due(now) {
+            let mut records = Vec::new();
+            if let Some(a) = self.allocator.borrow_mut().as_mut() {
+                a.tick(now, &mut records);
+            }
+            self.commit_allocator(records).await;
         }
-        self.commit_allocator(records).await;
+    }
+
+    /// Whether the allocator's stale check runs this round: once per `budget.heartbeat_ms`, not
+    /// every `poll_ms` round. It walks every lot of every campaign, and what it looks for (a
+    /// shard silent for `stale_timeout_ms`, at least two heartbeats; a day ended that long ago)
+    /// is not urgent to the millisecond: it fires at most a heartbeat late.
+    fn allocator_tick_due(&self, now_ms: i64) -> bool {
+        let every = self.shared.config.budget.heartbeat_ms as i64;
+        let due = now_ms - self.allocator_ticked_ms.get() >= every;
+        if due {
+            self.allocator_ticked_ms.set(now_ms);
+        }
+        due
     }
 
     /// Sends `out` to the allocator and applies the replies.
