@@ -1,4 +1,4 @@
-//! Connection deadlines: a cheap clock and timers that are re-armed lazily.
+//! Connection deadlines: timeouts whose timers are re-armed lazily.
 //!
 //! Owns how the connection loop measures time and arms its idle, request and write timeouts.
 //! Knows nothing of what happens when one expires.
@@ -42,6 +42,7 @@ pub(crate) struct LazyTimer {
     /// The expiry `sleep` is set to, on the connection clock (the `std` deadline it was given is
     /// at or after this point).
     expiry: Instant,
+    timeout_ms: u64,
     slack: Duration,
 }
 
@@ -51,8 +52,14 @@ impl LazyTimer {
         Self {
             sleep: None,
             expiry: clock::now(),
+            timeout_ms,
             slack: slack(timeout_ms),
         }
+    }
+
+    /// Make the timer fire no earlier than the timeout after `start`, at most the slack after.
+    pub(crate) fn arm_after(&mut self, start: Instant) {
+        self.arm(start.plus_ms(self.timeout_ms));
     }
 
     /// Make the timer fire no earlier than `deadline` and at most the slack after it. Cheap when

@@ -271,17 +271,15 @@ struct Timeouts {
     /// When we first waited for more bytes of the current request (its `request_timeout_ms`
     /// runs from there); `None` between requests.
     request_started: Option<ClockInstant>,
-    limits: Limits,
 }
 
 impl Timeouts {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: &Limits) -> Self {
         Self {
             idle: LazyTimer::new(limits.idle_timeout_ms),
             request: LazyTimer::new(limits.request_timeout_ms),
             write: LazyTimer::new(limits.write_timeout_ms),
             request_started: None,
-            limits,
         }
     }
 
@@ -290,11 +288,10 @@ impl Timeouts {
     fn arm_read(&mut self, idle: bool) {
         let now = clock::now();
         if idle {
-            self.idle.arm(now.plus_ms(self.limits.idle_timeout_ms));
+            self.idle.arm_after(now);
         } else {
-            let started = *self.request_started.get_or_insert(now);
             self.request
-                .arm(started.plus_ms(self.limits.request_timeout_ms));
+                .arm_after(*self.request_started.get_or_insert(now));
         }
     }
 
@@ -308,8 +305,7 @@ impl Timeouts {
 
     /// A write has to wait: bound it by the write timeout from now.
     fn arm_write(&mut self) {
-        let deadline = clock::now().plus_ms(self.limits.write_timeout_ms);
-        self.write.arm(deadline);
+        self.write.arm_after(clock::now());
     }
 
     /// The current request is complete: the next one's clock starts when we first wait for it.
@@ -337,7 +333,7 @@ impl<H: Handler> Connection<H> {
             parse_at_bytes: 0,
             write_buf: Vec::with_capacity(limits.read_buffer_bytes),
             responses_unwritten: 0,
-            timeouts: Timeouts::new(limits),
+            timeouts: Timeouts::new(&limits),
             shutdown_wait: shutdown.wait(),
             shutdown,
             continue_sent: false,
