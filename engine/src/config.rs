@@ -286,7 +286,9 @@ pub struct BudgetConfig {
     pub shrink_divisor: u64,
     /// A shard asks for a refill when its lot falls below this share (ppm) of its last chunk.
     pub low_water_ppm: u64,
-    /// How often each shard sends refills, returns and heartbeats to the allocator.
+    /// How often each shard sends refills, returns and heartbeats to the allocator while it has
+    /// spend or refills in hand; between rounds with nothing to do it waits longer (see
+    /// `Config::budget_quiet_period`) unless a charge wakes it.
     pub poll_ms: u64,
     /// A refill unanswered this long may be asked again.
     pub refill_timeout_ms: u64,
@@ -544,6 +546,16 @@ impl Config {
             // `run` returns once HTTP has drained (bounded by drain_timeout_ms); allow a margin.
             stop_timeout: Duration::from_millis(self.server.drain_timeout_ms + 1_000),
         }
+    }
+
+    /// How long the budget task waits between rounds that find nothing to do (no spend, no
+    /// refill wanted; a charge ends the wait at once): a quarter of the shorter of
+    /// `budget.heartbeat_ms` and `budget.pacing_update_ms`, so heartbeats and pacing updates
+    /// are at most that late, and never less than `budget.poll_ms`.
+    pub fn budget_quiet_period(&self) -> std::time::Duration {
+        let b = &self.budget;
+        let quarter = b.heartbeat_ms.min(b.pacing_update_ms) / 4;
+        std::time::Duration::from_millis(quarter.max(b.poll_ms))
     }
 
     pub fn http_limits(&self) -> net::http::Limits {

@@ -10,6 +10,7 @@
 //! Owns: the shard's sub-ledger and pacer. Must not know: HTTP, the mesh.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use crate::budget::allocator::{Allocator, AllocatorConfig, Reply, Request};
 use crate::budget::calendar::{Calendar, UnknownZone};
@@ -250,6 +251,9 @@ pub struct SubLedger {
     records: Vec<crate::budget::LedgerRecord>,
     /// Spend records produced (handed to the ledger writer).
     spend_records: u64,
+    /// The budget task, while it waits for work ([`SubLedger::poll_work`]); woken by the first
+    /// charge that leaves the next round something to do.
+    round_waiter: Option<Waker>,
 }
 
 impl SubLedger {
@@ -267,6 +271,7 @@ impl SubLedger {
             out: Vec::new(),
             records: Vec::new(),
             spend_records: 0,
+            round_waiter: None,
         }
     }
 
@@ -280,6 +285,7 @@ impl SubLedger {
             out: Vec::new(),
             records: Vec::new(),
             spend_records: 0,
+            round_waiter: None,
         }
     }
 
@@ -337,7 +343,52 @@ impl SubLedger {
         if r == Err(Refusal::Exhausted) && self.local.is_some() {
             return self.refill_and_retry(now_ms, campaign, cost, key);
         }
+        if self.round_waiter.is_some() {
+            self.wake_round_if_work();
+        }
         r
+    }
+
+    /// Ready when a budget round has something to do ([`subledger::SubLedger::has_work`]: spend
+    /// to log, a refill wanted, ...); else the task's waker is kept and the next charge that
+    /// leaves work wakes it. The budget task waits on this (besides a timer) while quiet, so an
+    /// idle shard is not woken every `poll_ms`.
+    pub fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.core.has_work() {
+            self.round_waiter = None;
+            return Poll::Ready(());
+        }
+        match &mut self.round_waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The budget task stopped waiting ([`SubLedger::poll_work`]).
+    pub fn forget_round_waiter(&mut self) {
+        self.round_waiter = None;
+    }
+
+    /// Whether a budget round has work ([`subledger::SubLedger::has_work`]).
+    pub fn has_work(&self) -> bool {
+        self.core.has_work()
+    }
+
+    /// Wakes the waiting budget task, if any (it re-checks what it waits for).
+    pub fn wake_round(&mut self) {
+        if let Some(w) = self.round_waiter.take() {
+            w.wake();
+        }
+    }
+
+    /// Wakes the budget task once a charge left work for its round.
+    #[cold]
+    #[inline(never)]
+    fn wake_round_if_work(&mut self) {
+        if self.core.has_work() {
+            self.wake_round();
+        }
     }
 
     /// Standalone mode: the lot ran dry; the embedded allocator refills it at once.
@@ -488,6 +539,64 @@ mod tests {
         assert_eq!(spent[1], 48_000);
         assert_eq!(l.try_charge(now_ms(), 0, 1, 0), Err(Refusal::Duplicate));
         assert_eq!(l.line(0).spent_today_micros, 1_008_000);
+    }
+
+    /// Counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_charge_wakes_the_quiet_budget_round_and_nothing_else_does() {
+        let cat = catalog(&[1_000_000]);
+        let mut config = Config::default();
+        config.budget.pacing = "off".into();
+        let setup = Arc::new(BudgetSetup::new(&config, &cat, 1).unwrap());
+        let now = now_ms();
+        let mut l = SubLedger::connected(setup.clone(), 0, now);
+        let mut alloc = setup.new_allocator(now);
+        let counter = Arc::new(CountingWaker(Default::default()));
+        let waker = Waker::from(counter.clone());
+        let wakes = || counter.0.load(std::sync::atomic::Ordering::Relaxed);
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            l.poll_work(&mut cx).is_ready(),
+            "unregistered: a round has work"
+        );
+        for _ in 0..4 {
+            let mut out = Vec::new();
+            l.poll(now, &mut out);
+            for req in out {
+                let reply = alloc.on_request(now, req, &mut Vec::new());
+                l.on_reply(now, reply);
+            }
+        }
+        assert!(l.is_warm());
+        assert!(
+            l.poll_work(&mut cx).is_pending(),
+            "warm, nothing spent: quiet"
+        );
+        l.update_pacing(now);
+        assert_eq!(wakes(), 0);
+        l.try_charge(now, 0, 1_000, 1).unwrap();
+        assert_eq!(
+            wakes(),
+            1,
+            "the charge left a spend record: the round is woken"
+        );
+        assert!(l.poll_work(&mut cx).is_ready());
+        l.drain_journal(None);
+        assert!(
+            l.poll_work(&mut cx).is_pending(),
+            "spend handed on: quiet again"
+        );
+        l.forget_round_waiter();
+        l.try_charge(now, 0, 1_000, 2).unwrap();
+        assert_eq!(wakes(), 1, "no waiter: nobody to wake");
     }
 
     #[test]

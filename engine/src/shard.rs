@@ -352,18 +352,41 @@ impl EngineShard {
 
     /// The shard's budget task: every `poll_ms`, send refills/returns/heartbeats to the
     /// allocator (never on the auction's path), hand spend records on, update pacing; on shard 0
-    /// also run the allocator's stale-allocation check.
+    /// also run the allocator's stale-allocation check. While a round leaves nothing to do (no
+    /// spend, no refill wanted) the next one waits up to [`Config::budget_quiet_period`] instead,
+    /// and the first charge wakes it: an idle or no-bid shard is not woken 200 times a second.
     /// Rounds go on while in-flight auctions drain; then this task (so no round of its own is
     /// still waiting for a grant) does the orderly stop.
     async fn budget_loop(self: Rc<Self>, ctx: ShardCtx<Self>) {
-        let period = Duration::from_millis(self.shared.config.budget.poll_ms);
+        let busy = Duration::from_millis(self.shared.config.budget.poll_ms);
+        let quiet = self.shared.config.budget_quiet_period();
         let mut out = Vec::new();
         while self.stop_stage.get() == StopStage::Serving {
             self.budget_round(&ctx, &mut out).await;
-            monoio::time::sleep(period).await;
+            if self.ledger.borrow().has_work() {
+                monoio::time::sleep(busy).await;
+            } else {
+                self.wait_for_budget_work(quiet).await;
+            }
         }
         self.stop_budget(&ctx).await;
         self.stop_stage.set(StopStage::BudgetStopped);
+    }
+
+    /// Waits until a charge leaves the budget round work, the stop begins, or `period` passes.
+    async fn wait_for_budget_work(&self, period: Duration) {
+        let work = std::future::poll_fn(|cx| {
+            if self.stop_stage.get() != StopStage::Serving {
+                return std::task::Poll::Ready(());
+            }
+            self.ledger.borrow_mut().poll_work(cx)
+        });
+        monoio::select! {
+            _ = monoio::time::sleep(period) => {}
+            _ = work => {}
+        }
+        // A timer expiry leaves the waker behind: no charge should wake a round already running.
+        self.ledger.borrow_mut().forget_round_waiter();
     }
 }
 
@@ -446,6 +469,7 @@ impl Service for EngineShard {
         let limits = self.shared.config.http_limits();
         net::http::serve(listener, front, limits, shutdown, self.http_stats.clone()).await;
         self.stop_stage.set(StopStage::Drained);
+        self.ledger.borrow_mut().wake_round();
         while self.stop_stage.get() != StopStage::BudgetStopped {
             monoio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -579,6 +579,17 @@ impl SubLedger {
         self.journal.len
     }
 
+    /// Whether a [`SubLedger::poll`] round has something to do now or soon: the shard is not
+    /// registered or not warm, a refill is wanted, a return is queued or spend records wait for
+    /// the log. When it is false only the heartbeat is due, once per `heartbeat_ms`.
+    pub fn has_work(&self) -> bool {
+        self.epoch.is_none()
+            || self.unanswered > 0
+            || !self.wanted.is_empty()
+            || !self.returns.is_empty()
+            || self.journal.len > 0
+    }
+
     /// [`SubLedger::roll_slow`] when the line's period ended.
     #[inline]
     fn roll(&mut self, now_ms: i64, campaign: usize) {
