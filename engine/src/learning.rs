@@ -73,7 +73,8 @@ impl Learning {
     }
 
     /// Runs `f` (the auction) with a scoring run for `user_key`, then counts the wins. The
-    /// profile lookup and feature assembly are timed as the `profile` stage. `prior_only` (a
+    /// profile lookup and tier choice are timed as the `profile` stage (the user's features are
+    /// assembled by the first model prediction, in the `scoring` stage). `prior_only` (a
     /// degradation level) scores with the category prior instead of the model.
     pub fn with_scoring<R>(
         &self,

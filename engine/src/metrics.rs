@@ -25,7 +25,7 @@ pub enum Stage {
     /// DSP fan-out and collection (`rtb/fanout.rs`), on the receiving shard.
     Rtb,
     Hop,
-    /// Profile lookup and feature assembly for scoring (`learning.rs`), on the owner shard.
+    /// Profile lookup and cold-start tier for scoring (`learning.rs`), on the owner shard.
     Profile,
     Select,
     Score,

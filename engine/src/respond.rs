@@ -6,13 +6,20 @@
 
 use std::fmt::Write;
 
-use net::http::Response;
+use net::http::{HeaderName, Response};
 use net::openrtb::{Bid, BidRequest, BidResponse, RawJson, SeatBid};
 
 use crate::auction::{AuctionResult, Win};
 use crate::metrics::{NoBidReason, Outcome, ShardMetrics};
 use crate::rtb::fanout::ExternalWin;
 use crate::shard::Shared;
+
+/// The headers set on every auction answer, checked once, at build time.
+const OPENRTB_NBR: HeaderName = net::header_name!("x-openrtb-nbr");
+const NOBID_REASON: HeaderName = net::header_name!("x-adcore-nobid-reason");
+const INTEGRITY_RULE: HeaderName = net::header_name!("x-adcore-integrity-rule");
+const CONTENT_TYPE: HeaderName = net::header_name!("content-type");
+const OPENRTB_VERSION: HeaderName = net::header_name!("x-openrtb-version");
 
 /// Answers an invalid request: `status` with `{"id":..,"nbr":2,"error":..}`.
 pub fn invalid(resp: &mut Response, status: u16, request_id: &str, message: &str) {
@@ -33,8 +40,8 @@ pub fn unavailable(resp: &mut Response) {
 fn nobid(resp: &mut Response, reason: NoBidReason) {
     let mut code = itoa::Buffer::new();
     resp.status(204)
-        .header("x-openrtb-nbr", code.format(reason.nbr()))
-        .header("x-adcore-nobid-reason", reason.name());
+        .named_header(OPENRTB_NBR, code.format(reason.nbr()))
+        .named_header(NOBID_REASON, reason.name());
 }
 
 /// 204 for a request the integrity check flagged: `invalid_traffic`, the rule, and the rule's
@@ -42,9 +49,9 @@ fn nobid(resp: &mut Response, reason: NoBidReason) {
 pub fn invalid_traffic(resp: &mut Response, rule: crate::integrity::Rule) {
     let mut code = itoa::Buffer::new();
     resp.status(204)
-        .header("x-openrtb-nbr", code.format(rule.nbr()))
-        .header("x-adcore-nobid-reason", NoBidReason::InvalidTraffic.name())
-        .header("x-adcore-integrity-rule", rule.name());
+        .named_header(OPENRTB_NBR, code.format(rule.nbr()))
+        .named_header(NOBID_REASON, NoBidReason::InvalidTraffic.name())
+        .named_header(INTEGRITY_RULE, rule.name());
 }
 
 /// Writes the auction's answer and says how the request ended. `external` are the slots won by
@@ -94,8 +101,8 @@ pub fn auction(
     body.clear();
     net::openrtb::write_bid_response(&answer, body);
     resp.status(200)
-        .header("content-type", "application/json")
-        .header("x-openrtb-version", "2.6");
+        .named_header(CONTENT_TYPE, "application/json")
+        .named_header(OPENRTB_VERSION, "2.6");
     if external.is_empty() && internal.iter().all(|w| w.house) {
         Outcome::House
     } else {

@@ -211,6 +211,9 @@ pub struct Scorer {
     row_of: Vec<usize>,
     model_scratch: model_runtime::Scratch,
     rng: SmallRng,
+    /// The user side of this request's rows, resolved by the first model prediction of a
+    /// [`ScoringRun`] (a request with no CPC candidate never needs it).
+    user: UserFeatures,
 }
 
 impl Scorer {
@@ -222,6 +225,7 @@ impl Scorer {
             row_of: Vec::new(),
             model_scratch: model_runtime::Scratch::new(),
             rng: SmallRng::seed_from_u64(seed),
+            user: UserFeatures::MISSING,
         }
     }
 }
@@ -233,7 +237,10 @@ pub struct ScoringRun<'a> {
     tier: Tier,
     /// The user's impressions, when the user has a profile.
     user_imps: Option<u64>,
-    user: UserFeatures,
+    /// Where the user's features come from: the profile and the tier's basis (`None`: missing).
+    user_source: Option<(&'a UserProfile, Basis, &'a Aggregates)>,
+    /// `scorer.user` holds this request's features.
+    user_resolved: bool,
     campaigns: Option<&'a CampaignStats>,
     shards: u64,
     scorer: &'a mut Scorer,
@@ -251,13 +258,14 @@ pub struct ScoringInputs<'a> {
 }
 
 impl<'a> ScoringRun<'a> {
-    /// Resolves the user's tier and features once for the request (counted per tier).
+    /// Resolves the user's tier once for the request (counted per tier); the user's features
+    /// are assembled by the first model prediction that needs them.
     pub fn new(inp: ScoringInputs<'a>, scorer: &'a mut Scorer, metrics: &'a MlMetrics) -> Self {
         let user_imps = inp.profile.map(|p| p.imps);
         let tier = tier_for(user_imps, inp.cfg, inp.model.is_some());
-        let user = match (tier.basis(), inp.profile) {
-            (Some(b), Some(p)) => inp.aggregates.user_features(p, b),
-            _ => UserFeatures::MISSING,
+        let user_source = match (tier.basis(), inp.profile) {
+            (Some(b), Some(p)) => Some((p, b, inp.aggregates)),
+            _ => None,
         };
         bump(&metrics.tiers[tier as usize], 1);
         ScoringRun {
@@ -265,7 +273,8 @@ impl<'a> ScoringRun<'a> {
             cfg: inp.cfg,
             tier,
             user_imps,
-            user,
+            user_source,
+            user_resolved: false,
             campaigns: Some(inp.campaigns),
             shards: inp.shards.max(1) as u64,
             scorer,
@@ -284,7 +293,8 @@ impl<'a> ScoringRun<'a> {
             cfg,
             tier: Tier::CategoryPrior,
             user_imps: None,
-            user: UserFeatures::MISSING,
+            user_source: None,
+            user_resolved: false,
             campaigns: None,
             shards: 1,
             scorer,
@@ -337,6 +347,7 @@ impl<'a> ScoringRun<'a> {
         pctrs: &mut [f64],
     ) {
         let codes = ContextCodes::of(ctx);
+        self.resolve_user();
         let s = &mut *self.scorer;
         s.row_of.clear();
         s.row_of.extend(
@@ -360,7 +371,7 @@ impl<'a> ScoringRun<'a> {
                     .campaigns
                     .and_then(|c| c.category.get(cand.campaign).copied().flatten()),
             };
-            write_row(row, &self.user, ad, &codes, slot, ctx.day);
+            write_row(row, &s.user, ad, &codes, slot, ctx.day);
         }
         match model.predict_batch(&s.rows, ROW_LEN, &mut s.model_scratch, &mut s.out) {
             Ok(()) => {
@@ -372,6 +383,18 @@ impl<'a> ScoringRun<'a> {
             }
             Err(_) => bump(&self.metrics.model_errors, 1),
         }
+    }
+
+    /// Assembles the user's features into the scorer, once per run.
+    fn resolve_user(&mut self) {
+        if self.user_resolved {
+            return;
+        }
+        self.scorer.user = match self.user_source {
+            Some((profile, basis, aggregates)) => aggregates.user_features(profile, basis),
+            None => UserFeatures::MISSING,
+        };
+        self.user_resolved = true;
     }
 
     /// Replaces the pCTR of CPC campaigns in bootstrap by a draw from their Beta posterior (a CPM

@@ -6,8 +6,9 @@ mod common;
 
 use common::corpus_files;
 use net::openrtb::{
-    ValidationLimits, parse_bid_request, parse_bid_request_boxed, parse_bid_response,
-    validate_bid_request, write_bid_request, write_bid_response,
+    BidRequest, ValidationLimits, parse_bid_request, parse_bid_request_boxed,
+    parse_bid_request_reusing, parse_bid_response, validate_bid_request, write_bid_request,
+    write_bid_response,
 };
 use serde_json::Value;
 
@@ -53,6 +54,39 @@ fn assert_same_json(original: &[u8], written: &[u8], name: &str) {
     assert!(
         differences.is_empty(),
         "{name}: round trip differs: {differences:?}"
+    );
+}
+
+/// A request reused from a pool (reset, buffers kept) parses every corpus document exactly as a
+/// fresh one does, whatever the previous document held; forwards and backwards, so each document
+/// follows both a smaller and a larger one.
+#[test]
+fn a_reused_request_parses_like_a_fresh_one() {
+    let mut files = corpus_files("requests");
+    // Unknown top-level members (kept in `extra`): none of the corpus documents has one.
+    let mut with_extra: Value = serde_json::from_slice(&files[0].1).unwrap();
+    with_extra["x-unknown"] = serde_json::json!({"a": [1, 2]});
+    files.insert(
+        1,
+        (
+            "with-extra".into(),
+            serde_json::to_vec(&with_extra).unwrap(),
+        ),
+    );
+    let mut reused = BidRequest::default();
+    for (name, body) in files.iter().chain(files.iter().rev()) {
+        let fresh = parse_bid_request(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        parse_bid_request_reusing(body, &mut reused).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(reused, fresh, "{name}");
+    }
+    let failing = parse_bid_request_reusing(b"{\"id\":1}", &mut reused);
+    assert!(failing.is_err());
+    let (name, body) = &files[0];
+    parse_bid_request_reusing(body, &mut reused).unwrap();
+    assert_eq!(
+        reused,
+        parse_bid_request(body).unwrap(),
+        "{name} after a failed parse"
     );
 }
 

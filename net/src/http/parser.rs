@@ -51,6 +51,8 @@ pub struct RequestHead {
     pub head_bytes: usize,
     /// Body framing (spans filled in once the body is complete).
     pub body: BodyFraming,
+    /// Value of the first Content-Type field, noted while the fields were checked.
+    pub content_type: Option<Span>,
     /// Bytes of the buffer this request occupies, head and body; the next pipelined request
     /// starts right after. Only meaningful in [`Parsed::Complete`].
     pub consumed_bytes: usize,
@@ -174,6 +176,7 @@ impl RequestParser {
             version_minor: head.version_minor,
             method_str: span_str(buf, head.method_span, "")?,
             headers: Headers::new(buf, &self.headers),
+            content_type: head.content_type.map(|span| span.get(buf)),
         })
     }
 
@@ -280,11 +283,12 @@ impl RequestParser {
         self.headers.clear();
         let mut fields = FieldSummary::default();
         for header in parsed.headers.iter() {
+            let value = Span::within(buf, header.value);
             self.headers.push(HeaderSpan {
                 name: Span::within(buf, header.name.as_bytes()),
-                value: Span::within(buf, header.value),
+                value,
             });
-            fields.absorb(header.name, header.value, limits)?;
+            fields.absorb(header.name, header.value, value, limits)?;
         }
         let method = Method::from_bytes(method_token.as_bytes());
         let (path, query) = split_target(buf, method, target.as_bytes())?;
@@ -301,6 +305,7 @@ impl RequestParser {
             expect_continue: fields.expect_continue && has_body,
             head_bytes,
             body,
+            content_type: fields.content_type,
             consumed_bytes: 0,
         }))
     }
@@ -403,14 +408,24 @@ struct FieldSummary {
     connection_keep_alive: bool,
     expect_continue: bool,
     host_count: usize,
+    content_type: Option<Span>,
 }
 
 impl FieldSummary {
     /// Note one header field. The name's length picks the one candidate it can be, so most
     /// fields cost one comparison of lengths.
-    fn absorb(&mut self, name: &str, value: &[u8], limits: &Limits) -> Result<(), HttpError> {
+    fn absorb(
+        &mut self,
+        name: &str,
+        value: &[u8],
+        value_span: Span,
+        limits: &Limits,
+    ) -> Result<(), HttpError> {
         let name = name.as_bytes();
         match name.len() {
+            12 if name.eq_ignore_ascii_case(b"content-type") => {
+                self.content_type.get_or_insert(value_span);
+            }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 self.absorb_content_length(value, limits)?;
             }

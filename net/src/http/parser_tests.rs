@@ -76,6 +76,26 @@ fn request_view_exposes_headers_case_insensitively() {
 }
 
 #[test]
+fn content_type_is_the_first_field_of_that_name_in_any_case() {
+    let mut buf = b"POST /e HTTP/1.1\r\nHost: a\r\nX-Content-Typ: no\r\ncONTENT-tYPE: text/a\r\nContent-Type: text/b\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let mut parser = RequestParser::new();
+    let Ok(Parsed::Complete(head)) = parser.parse(&buf, &limits()) else {
+        panic!("not complete");
+    };
+    let request = parser.request(&head, &mut buf).expect("valid");
+    assert_eq!(request.content_type(), Some(&b"text/a"[..]));
+    assert_eq!(request.content_type(), request.header("content-type"));
+    let mut bare = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+    let Ok(Parsed::Complete(head)) = parser.parse(&bare, &limits()) else {
+        panic!("not complete");
+    };
+    assert_eq!(
+        parser.request(&head, &mut bare).unwrap().content_type(),
+        None
+    );
+}
+
+#[test]
 fn pipelined_requests_are_consumed_one_at_a_time() {
     let first = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
     let second = b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n";

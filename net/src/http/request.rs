@@ -145,6 +145,8 @@ pub struct Request<'a> {
     pub version_minor: u8,
     pub(crate) method_str: &'a str,
     pub(crate) headers: Headers<'a>,
+    /// The first Content-Type value, found by the parser (every POST asks for it).
+    pub(crate) content_type: Option<&'a [u8]>,
 }
 
 impl<'a> Request<'a> {
@@ -155,7 +157,7 @@ impl<'a> Request<'a> {
 
     /// The Content-Type header value.
     pub fn content_type(&self) -> Option<&'a [u8]> {
-        self.header("content-type")
+        self.content_type
     }
 
     /// All header fields.

@@ -81,6 +81,27 @@ impl Response {
         self
     }
 
+    /// Add a header line whose name was checked when it was built (see [`HeaderName`]): only the
+    /// value is checked here (one containing CR, LF or NUL is dropped). For the headers a
+    /// handler sets on every response.
+    pub fn named_header(&mut self, name: HeaderName, value: &str) -> &mut Self {
+        if memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
+            tracing::warn!(
+                name = name.name(),
+                "handler set an invalid header value; dropped"
+            );
+            return self;
+        }
+        let value = value.trim_ascii().as_bytes();
+        let line_start = name.line_start.as_bytes();
+        let headers = &mut self.headers;
+        headers.reserve(line_start.len() + value.len() + 2);
+        headers.extend_from_slice(line_start);
+        headers.extend_from_slice(value);
+        headers.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Append `name: value\r\n` to the header lines.
     fn push_header_line(&mut self, name: &[u8], value: &[u8]) {
         let headers = &mut self.headers;
@@ -225,6 +246,73 @@ fn status_allows_body(status: u16) -> bool {
 
 /// RFC 9110 token: visible ASCII except delimiters. (Branch-free over the bytes: names are
 /// short and almost always valid.)
+/// A response header name checked once, when it is built, rather than on every response: a
+/// token, and not one the server owns (Content-Length, Transfer-Encoding, Connection). Build it
+/// with [`header_name!`](crate::header_name) in a `const`, so a bad name fails the build:
+/// `const NBR: HeaderName = net::header_name!("x-openrtb-nbr");`. Used with
+/// [`Response::named_header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderName {
+    /// `name: `, the start of the header line.
+    line_start: &'static str,
+}
+
+impl HeaderName {
+    /// Takes `line_start` = the name followed by `": "` (what `header_name!` passes). Panics (at
+    /// compile time in a `const`) when the name is not a token or is server-owned.
+    #[doc(hidden)]
+    pub const fn from_line_start(line_start: &'static str) -> Self {
+        let bytes = line_start.as_bytes();
+        let len = bytes.len();
+        assert!(
+            len > 2 && bytes[len - 2] == b':' && bytes[len - 1] == b' ',
+            "a header line start is `name: `"
+        );
+        let mut at = 0;
+        while at < len - 2 {
+            assert!(TOKEN_BYTES[bytes[at] as usize], "a header name is a token");
+            at += 1;
+        }
+        let name = bytes.split_at(len - 2).0;
+        assert!(
+            !ascii_case_equal(name, b"content-length")
+                && !ascii_case_equal(name, b"transfer-encoding")
+                && !ascii_case_equal(name, b"connection"),
+            "the server owns framing and connection headers"
+        );
+        HeaderName { line_start }
+    }
+
+    /// The header's name.
+    pub fn name(self) -> &'static str {
+        &self.line_start[..self.line_start.len() - 2]
+    }
+}
+
+/// A response header name checked at compile time: `header_name!("x-openrtb-nbr")` (see
+/// [`HeaderName`]).
+#[macro_export]
+macro_rules! header_name {
+    ($name:literal) => {
+        $crate::http::HeaderName::from_line_start(concat!($name, ": "))
+    };
+}
+
+/// `eq_ignore_ascii_case` usable in a `const fn`.
+const fn ascii_case_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut at = 0;
+    while at < a.len() {
+        if a[at].to_ascii_lowercase() != b[at].to_ascii_lowercase() {
+            return false;
+        }
+        at += 1;
+    }
+    true
+}
+
 fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -265,6 +353,27 @@ const TOKEN_BYTES: [bool; 256] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NBR: HeaderName = crate::header_name!("X-OpenRTB-NBR");
+
+    #[test]
+    fn named_header_writes_the_line_and_drops_a_bad_value() {
+        let mut response = Response::new();
+        response
+            .named_header(NBR, " 8 ")
+            .named_header(NBR, "1\r\nSet-Cookie: x");
+        assert_eq!(NBR.name(), "X-OpenRTB-NBR");
+        assert_eq!(response.headers, b"X-OpenRTB-NBR: 8\r\n");
+    }
+
+    #[test]
+    fn header_names_are_checked_when_built() {
+        for bad in ["bad name: ", ": ", "Content-Length: ", "CONNECTION: ", "x"] {
+            let built = std::panic::catch_unwind(|| HeaderName::from_line_start(bad));
+            assert!(built.is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(HeaderName::from_line_start("x-a: ").name(), "x-a");
+    }
 
     const KEEP: Framing = Framing {
         head_only: false,

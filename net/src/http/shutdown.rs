@@ -101,7 +101,7 @@ impl Future for ShutdownWait {
         let mut waiters = this.inner.waiters.borrow_mut();
         match this.slot {
             Some(slot) => match waiters.slots.get_mut(slot) {
-                Some(Some(waker)) if waker.will_wake(cx.waker()) => {}
+                Some(Some(waker)) if same_task(waker, cx.waker()) => {}
                 Some(entry) => *entry = Some(cx.waker().clone()),
                 None => debug_assert!(false, "slot {slot} vanished"),
             },
@@ -109,6 +109,14 @@ impl Future for ShutdownWait {
         }
         Poll::Pending
     }
+}
+
+/// Whether `stored` wakes the task `current` wakes. `Waker::will_wake` also compares vtable
+/// addresses, and monoio's vtable is a generic constant that may be emitted more than once in a
+/// binary: it said "no" for every poll of a connection's wait, so each request cloned and dropped
+/// a waker. A monoio waker's data pointer is its task, so equal data pointers are the same task.
+fn same_task(stored: &Waker, current: &Waker) -> bool {
+    stored.will_wake(current) || std::ptr::eq(stored.data(), current.data())
 }
 
 impl Drop for ShutdownWait {

@@ -32,6 +32,11 @@ pub(crate) trait JsonField: Sized + Default {
     /// The fast path: reads the value with the hand-written reader into `place`, which holds
     /// `Self::default()`. `Reject` on anything unusual; the serde path then decides.
     fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast;
+    /// Returns the value to its default, keeping the buffers it allocated where that is cheap (a
+    /// `Vec` keeps its capacity), so a request reused from a pool parses without allocating.
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
     /// Appends the value as JSON.
     fn write_json(&self, out: &mut Vec<u8>);
     /// True when the value is the type's default (absent `Option`, empty `Vec`, `0`), which the
@@ -336,6 +341,9 @@ impl<T: JsonField> JsonField for Box<T> {
         T::deserialize_in_place(d, place)
     }
     const IN_PLACE: bool = T::IN_PLACE;
+    fn reset(&mut self) {
+        T::reset(self);
+    }
     fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
         T::read_fast(r, place)
     }
@@ -407,6 +415,9 @@ impl<T: JsonField> JsonField for Vec<T> {
         })
     }
     const IN_PLACE: bool = T::IN_PLACE;
+    fn reset(&mut self) {
+        self.clear();
+    }
     fn read_fast(r: &mut FastReader<'_>, place: &mut Self) -> Fast {
         let mut more = r.array_start()?;
         while more {

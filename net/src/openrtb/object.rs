@@ -181,6 +181,12 @@ macro_rules! json_object {
                 Ok(())
             }
 
+            fn reset(&mut self) {
+                $( $crate::openrtb::field::JsonField::reset(&mut self.$field); )*
+                self.extra.clear();
+                self.present = $crate::openrtb::Present::default();
+            }
+
             fn write_json(&self, out: &mut Vec<u8>) {
                 use $crate::openrtb::field::write_json_key;
                 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
