@@ -15,6 +15,8 @@ const POOLED_MAX: usize = 64;
 /// One shard's idle request objects (shard-local: no locking).
 #[derive(Default)]
 pub struct RequestPool {
+    /// Boxed: a request is ~2 KB, and lending one out and back moves a pointer, not the request.
+    #[allow(clippy::vec_box)]
     idle: RefCell<Vec<Box<BidRequest>>>,
 }
 

@@ -275,9 +275,9 @@ impl HeaderName {
         }
         let name = bytes.split_at(len - 2).0;
         assert!(
-            !ascii_case_equal(name, b"content-length")
-                && !ascii_case_equal(name, b"transfer-encoding")
-                && !ascii_case_equal(name, b"connection"),
+            !name.eq_ignore_ascii_case(b"content-length")
+                && !name.eq_ignore_ascii_case(b"transfer-encoding")
+                && !name.eq_ignore_ascii_case(b"connection"),
             "the server owns framing and connection headers"
         );
         HeaderName { line_start }
@@ -296,21 +296,6 @@ macro_rules! header_name {
     ($name:literal) => {
         $crate::http::HeaderName::from_line_start(concat!($name, ": "))
     };
-}
-
-/// `eq_ignore_ascii_case` usable in a `const fn`.
-const fn ascii_case_equal(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut at = 0;
-    while at < a.len() {
-        if a[at].to_ascii_lowercase() != b[at].to_ascii_lowercase() {
-            return false;
-        }
-        at += 1;
-    }
-    true
 }
 
 fn is_token(name: &str) -> bool {
