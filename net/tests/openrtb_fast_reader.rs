@@ -2,7 +2,9 @@
 //! - whenever the fast reader accepts a body, the serde path accepts it with an equal value
 //!   (and the same written JSON);
 //! - whenever the serde path rejects a body, the fast reader rejects it;
-//! - the fast reader accepts every corpus file and the perf no-bid body (else no speed-up).
+//! - the fast reader accepts every corpus file and the perf no-bid body (else no speed-up);
+//! - the fast reader bounds nesting itself (no pre-scan runs before it): at the limit it reads
+//!   the body, one level deeper it rejects, and the serde path's pre-scan writes the message.
 //!
 //! Bodies: the shared corpus (`shared/data/openrtb/{requests,responses}`), the perf no-bid body,
 //! and deterministic mutations of each (truncations, byte replacements and insertions, number,
@@ -14,7 +16,9 @@ mod common;
 
 use common::{corpus_files, manifest_path};
 use net::openrtb::paths::{fast_request, fast_response, serde_request, serde_response};
-use net::openrtb::{write_bid_request, write_bid_response};
+use net::openrtb::{
+    NESTING_DEPTH_MAX, parse_bid_request, parse_bid_response, write_bid_request, write_bid_response,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -550,4 +554,163 @@ fn floats_equal_the_serde_path_bit_for_bit() {
         }
     }
     assert!(tally.both_ok > 2000, "{tally:?}");
+}
+
+// ---------- nesting depth ----------
+
+/// A place in a body where a deep value goes: the text before it (no brackets inside its
+/// strings), the text after it, and which document it is.
+struct Place {
+    before: &'static str,
+    after: &'static str,
+    kind: Kind,
+}
+
+const DEEP_PLACES: &[Place] = &[
+    // `ext` of a modelled object, under modelled objects and arrays (6 levels open).
+    Place {
+        before: r#"{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":1,"ext":"#,
+        after: "}]}}]}",
+        kind: Kind::Request,
+    },
+    // An unknown member, kept raw in `extra`.
+    Place {
+        before: r#"{"id":"r","imp":[{"id":"1"}],"zz":"#,
+        after: "}",
+        kind: Kind::Request,
+    },
+    // `ext` of a bid in a response.
+    Place {
+        before: r#"{"id":"b","seatbid":[{"bid":[{"id":"1","impid":"1","price":1.5,"ext":"#,
+        after: "}]}]}",
+        kind: Kind::Response,
+    },
+];
+
+/// `levels` nested arrays.
+fn nested_arrays(levels: usize) -> String {
+    format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+/// `levels` nested objects around a number, spaced (raw values keep the spaces).
+fn nested_objects(levels: usize) -> String {
+    format!("{}1{}", r#"{ "a" : "#.repeat(levels), " }".repeat(levels))
+}
+
+impl Place {
+    /// Objects and arrays open where the value starts.
+    fn open(&self) -> usize {
+        let count = |brackets: [char; 2]| self.before.matches(brackets).count();
+        count(['{', '[']) - count(['}', ']'])
+    }
+
+    /// The body with a value that nests exactly to the limit, plus `beyond_limit` levels.
+    fn body(&self, nested: fn(usize) -> String, beyond_limit: usize) -> String {
+        let levels = NESTING_DEPTH_MAX - self.open() + beyond_limit;
+        format!("{}{}{}", self.before, nested(levels), self.after)
+    }
+
+    /// The message for `body`, whose value here nests past the limit: it names the byte of the
+    /// first bracket too deep.
+    fn too_deep_message(&self, body: &str) -> String {
+        let levels_in = NESTING_DEPTH_MAX - self.open() + 1;
+        let value = &body[self.before.len()..];
+        let (at, _) = value
+            .match_indices(['{', '['])
+            .nth(levels_in - 1)
+            .expect("deep enough");
+        let root = match self.kind {
+            Kind::Request => "request",
+            Kind::Response => "response",
+        };
+        let byte = self.before.len() + at;
+        format!("{root} body has nesting deeper than {NESTING_DEPTH_MAX} levels at byte {byte}")
+    }
+
+    /// What parsing the body does: the written JSON, or the error message.
+    fn parse(&self, body: &str) -> Result<String, String> {
+        let mut out = Vec::new();
+        match self.kind {
+            Kind::Request => {
+                let request = parse_bid_request(body.as_bytes()).map_err(|e| e.message)?;
+                write_bid_request(&request, &mut out);
+            }
+            Kind::Response => {
+                let response = parse_bid_response(body.as_bytes()).map_err(|e| e.message)?;
+                write_bid_response(&response, &mut out);
+            }
+        }
+        Ok(String::from_utf8(out).expect("UTF-8"))
+    }
+
+    /// Whether the fast reader alone (no nesting pre-scan) takes the body.
+    fn fast_accepts(&self, body: &str) -> bool {
+        match self.kind {
+            Kind::Request => fast_request(body.as_bytes()).is_some(),
+            Kind::Response => fast_response(body.as_bytes()).is_some(),
+        }
+    }
+}
+
+#[test]
+fn nesting_at_the_limit_stays_on_the_fast_path() {
+    let mut tally = Tally::default();
+    for place in DEEP_PLACES {
+        for nested in [nested_arrays, nested_objects] {
+            let body = place.body(nested, 0);
+            let label = || body.clone();
+            assert!(
+                check(place.kind, body.as_bytes(), &mut tally, &label),
+                "{body}"
+            );
+            assert_eq!(
+                place.parse(&body),
+                Ok(body.clone()),
+                "written back verbatim"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_level_too_deep_is_refused_with_the_depth_message() {
+    let mut tally = Tally::default();
+    for place in DEEP_PLACES {
+        for nested in [nested_arrays, nested_objects] {
+            let body = place.body(nested, 1);
+            assert!(!place.fast_accepts(&body), "fast reader took {body}");
+            check(place.kind, body.as_bytes(), &mut tally, &|| body.clone());
+            assert_eq!(place.parse(&body), Err(place.too_deep_message(&body)));
+        }
+    }
+    assert_eq!(tally.both_rejected, DEEP_PLACES.len() * 2, "{tally:?}");
+}
+
+#[test]
+fn too_deep_in_a_typed_member_is_a_depth_error_not_a_type_error() {
+    let place = Place {
+        before: r#"{"id":"r","imp":[{"id":"1","tagid":"#,
+        after: "}]}",
+        kind: Kind::Request,
+    };
+    let within = place.body(nested_arrays, 0);
+    assert_eq!(
+        place.parse(&within),
+        Err("request.imp[0].tagid must be a string".to_owned())
+    );
+    let deep = place.body(nested_arrays, 1);
+    assert_eq!(place.parse(&deep), Err(place.too_deep_message(&deep)));
+}
+
+#[test]
+fn a_hundred_thousand_brackets_in_ext_are_refused_without_overflow() {
+    let levels = 100_000;
+    for place in DEEP_PLACES {
+        let closed = format!("{}{}{}", place.before, nested_arrays(levels), place.after);
+        let unclosed = format!("{}{}", place.before, "[".repeat(levels));
+        for body in [closed, unclosed] {
+            assert!(!place.fast_accepts(&body));
+            assert_eq!(place.parse(&body), Err(place.too_deep_message(&body)));
+        }
+    }
 }

@@ -264,7 +264,7 @@ fn invalid_utf8_names_the_byte() {
 }
 
 #[test]
-fn deep_nesting_is_refused_before_parsing() {
+fn deep_nesting_is_refused_with_the_byte_it_starts_at() {
     let depth = 1_000_000;
     let body = format!(
         r#"{{"id":"r","ext":{}{}}}"#,

@@ -1,5 +1,7 @@
-//! Nesting-depth guard run before parsing: sonic-rs skips raw values (`RawJson`) recursively, so
-//! unbounded nesting would overflow the stack. Knows JSON lexing only (strings, escapes, brackets).
+//! Nesting-depth guard run before the serde path and `RawJson::parse`: sonic-rs skips raw values
+//! (`RawJson`) recursively, so unbounded nesting would overflow the stack. The fast reader
+//! (`fast.rs`) does not need it: it counts depth itself, to the same limit.
+//! Knows JSON lexing only (strings, escapes, brackets).
 
 /// Deepest array/object nesting accepted anywhere in a document. OpenRTB needs about 8; `ext`
 /// objects get generous room.

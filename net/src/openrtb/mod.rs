@@ -90,33 +90,39 @@ where
     Ok(value)
 }
 
-/// [`parse_document`] into `place`, which holds `T::default()`. After the UTF-8 and nesting
-/// checks, the fast reader (`fast.rs`) runs first; if it gives up for any reason, `place` is
-/// reset and the serde path decides: one sonic-rs pass without path tracking, then, only on
-/// failure, a second pass with `serde_path_to_error` finds where it failed.
+/// [`parse_document`] into `place`, which holds `T::default()`. After the UTF-8 check, the fast
+/// reader (`fast.rs`, which bounds nesting itself) runs first; if it gives up for any reason,
+/// `place` is reset and the serde path decides: the nesting check, one sonic-rs pass without
+/// path tracking, then, only on failure, a second pass with `serde_path_to_error` finds where it
+/// failed.
 fn parse_document_into<T>(body: &[u8], root: &str, place: &mut T) -> Result<(), String>
 where
     T: JsonField + for<'de> serde::Deserialize<'de>,
 {
-    let text = checked_text(body, root)?;
+    let text = utf8_text(body, root)?;
     if read_fast_into(text, place).is_ok() {
         return Ok(());
     }
     *place = T::default();
+    check_depth(text, root)?;
     match read_serde_into(text, place) {
         Ok(()) => Ok(()),
         Err(()) => Err(describe_parse_error::<T>(text, root)),
     }
 }
 
-/// The body as text, once it is valid UTF-8 and nested at most [`NESTING_DEPTH_MAX`] deep.
-/// `simdutf8` validates with SIMD (the standard library's check was ~2 instructions per byte,
-/// 3 % of a no-bid request's instructions); its `compat` errors carry the same offset.
-fn checked_text<'a>(body: &'a [u8], root: &str) -> Result<&'a str, String> {
-    let text = simdutf8::compat::from_utf8(body)
-        .map_err(|e| format!("{root} body is not valid UTF-8 at byte {}", e.valid_up_to()))?;
-    depth::check_nesting(body).map_err(|reason| format!("{root} body has {reason}"))?;
-    Ok(text)
+/// The body as text, once it is valid UTF-8. `simdutf8` validates with SIMD (the standard
+/// library's check was ~2 instructions per byte, 3 % of a no-bid request's instructions); its
+/// `compat` errors carry the same offset.
+fn utf8_text<'a>(body: &'a [u8], root: &str) -> Result<&'a str, String> {
+    simdutf8::compat::from_utf8(body)
+        .map_err(|e| format!("{root} body is not valid UTF-8 at byte {}", e.valid_up_to()))
+}
+
+/// Fails unless `text` nests at most [`NESTING_DEPTH_MAX`] deep: sonic-rs recurses without a
+/// limit, so the serde path needs this before it starts (the fast reader counts for itself).
+fn check_depth(text: &str, root: &str) -> Result<(), String> {
+    depth::check_nesting(text.as_bytes()).map_err(|reason| format!("{root} body has {reason}"))
 }
 
 /// The fast reader over the whole document, trailing whitespace included.
@@ -126,7 +132,8 @@ fn read_fast_into<T: JsonField>(text: &str, place: &mut T) -> fast::Fast {
     reader.finish()
 }
 
-/// The serde path over the whole document, without error details.
+/// The serde path over the whole document, without error details; the caller has run
+/// [`check_depth`].
 fn read_serde_into<T: JsonField>(text: &str, place: &mut T) -> Result<(), ()> {
     let mut deserializer = sonic_rs::Deserializer::from_str(text);
     let parsed = InPlaceSeed(place).deserialize(&mut deserializer);
@@ -134,15 +141,17 @@ fn read_serde_into<T: JsonField>(text: &str, place: &mut T) -> Result<(), ()> {
 }
 
 /// Each parse path alone, for the equivalence tests and benchmarks (not an API). Both run the
-/// same UTF-8 and nesting checks first; `None` is "rejected".
+/// UTF-8 check first; each then runs as [`parse_document_into`] runs it: the fast reader without
+/// a nesting check (it bounds nesting itself), the serde path after [`check_depth`]. `None` is
+/// "rejected".
 #[doc(hidden)]
 pub mod paths {
     use super::{
-        BidRequest, BidResponse, JsonField, checked_text, read_fast_into, read_serde_into,
+        BidRequest, BidResponse, JsonField, check_depth, read_fast_into, read_serde_into, utf8_text,
     };
 
     fn run<T: JsonField>(body: &[u8], read: fn(&str, &mut T) -> Result<(), ()>) -> Option<T> {
-        let text = checked_text(body, "document").ok()?;
+        let text = utf8_text(body, "document").ok()?;
         let mut value = T::default();
         read(text, &mut value).ok()?;
         Some(value)
@@ -152,6 +161,11 @@ pub mod paths {
         read_fast_into(text, place).map_err(|_| ())
     }
 
+    fn serde<T: JsonField>(text: &str, place: &mut T) -> Result<(), ()> {
+        check_depth(text, "document").map_err(|_| ())?;
+        read_serde_into(text, place)
+    }
+
     /// The fast reader alone.
     pub fn fast_request(body: &[u8]) -> Option<BidRequest> {
         run(body, fast)
@@ -159,7 +173,7 @@ pub mod paths {
 
     /// The serde path alone.
     pub fn serde_request(body: &[u8]) -> Option<BidRequest> {
-        run(body, read_serde_into)
+        run(body, serde)
     }
 
     /// The fast reader alone.
@@ -169,7 +183,7 @@ pub mod paths {
 
     /// The serde path alone.
     pub fn serde_response(body: &[u8]) -> Option<BidResponse> {
-        run(body, read_serde_into)
+        run(body, serde)
     }
 
     /// The fast reader into a reused value (reset to its default first), for benchmarks.
@@ -179,7 +193,7 @@ pub mod paths {
 
     /// The serde path into a reused value (reset to its default first), for benchmarks.
     pub fn serde_request_into(body: &[u8], place: &mut BidRequest) -> bool {
-        into(body, place, read_serde_into)
+        into(body, place, serde)
     }
 
     /// The fast reader into a reused value (reset to its default first), for benchmarks.
@@ -189,7 +203,7 @@ pub mod paths {
 
     /// The serde path into a reused value (reset to its default first), for benchmarks.
     pub fn serde_response_into(body: &[u8], place: &mut BidResponse) -> bool {
-        into(body, place, read_serde_into)
+        into(body, place, serde)
     }
 
     fn into<T: JsonField>(
@@ -198,7 +212,7 @@ pub mod paths {
         read: fn(&str, &mut T) -> Result<(), ()>,
     ) -> bool {
         *place = T::default();
-        checked_text(body, "document").is_ok_and(|text| read(text, place).is_ok())
+        utf8_text(body, "document").is_ok_and(|text| read(text, place).is_ok())
     }
 }
 
