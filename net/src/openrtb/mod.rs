@@ -103,7 +103,7 @@ where
     if read_fast_into(text, place).is_ok() {
         return Ok(());
     }
-    *place = T::default();
+    place.reset();
     check_depth(text, root)?;
     match read_serde_into(text, place) {
         Ok(()) => Ok(()),
