@@ -136,9 +136,20 @@ for name, path, what in [("GBDT scoring vs LightGBM and lleaves", "perf/gbdt/RES
     table = next((b for b in blocks if all(l.startswith("|") for l in b)), None)
     head = [b for b in blocks if b is not table and any("**" in l for l in b) and not b[0].startswith("#")]
     picked = ([table] if table else []) + head
+    # The `## ` section each block sits in (a file may hold one section per model or case):
+    # named once before the first picked block of each section, so figures keep their subject.
+    section, section_of = None, {}
+    for b in blocks:
+        if b[0].startswith("## "):
+            section = b[0][3:].strip()
+        section_of[id(b)] = section
     if meta:
         L.extend(meta + [""])
+    shown = None
     for b in picked:
+        if section_of[id(b)] and section_of[id(b)] != shown:
+            shown = section_of[id(b)]
+            L.append(f"**{shown}**\n")
         L.extend(b + [""])
     if not picked:
         L.append("(no headline figures found; see the file)")
