@@ -66,7 +66,7 @@ impl Response {
     /// body); `Connection: close` closes the connection after this response. A name that is not a
     /// token or a value containing CR, LF or NUL is dropped (no header injection).
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        if !is_token(name) || memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
+        if !is_token(name) || breaks_the_line(value) {
             tracing::warn!(name, "handler set an invalid header; dropped");
             return self;
         }
@@ -76,7 +76,7 @@ impl Response {
                 self.close |= value.eq_ignore_ascii_case("close");
             }
             Some(ServerOwned::Framing) => {}
-            None => self.push_header_line(name.as_bytes(), value.as_bytes()),
+            None => self.push_header_line([name.as_bytes(), b": "], value.as_bytes()),
         }
         self
     }
@@ -85,7 +85,7 @@ impl Response {
     /// value is checked here (one containing CR, LF or NUL is dropped). For the headers a
     /// handler sets on every response.
     pub fn named_header(&mut self, name: HeaderName, value: &str) -> &mut Self {
-        if memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
+        if breaks_the_line(value) {
             tracing::warn!(
                 name = name.name(),
                 "handler set an invalid header value; dropped"
@@ -93,21 +93,17 @@ impl Response {
             return self;
         }
         let value = value.trim_ascii().as_bytes();
-        let line_start = name.line_start.as_bytes();
-        let headers = &mut self.headers;
-        headers.reserve(line_start.len() + value.len() + 2);
-        headers.extend_from_slice(line_start);
-        headers.extend_from_slice(value);
-        headers.extend_from_slice(b"\r\n");
+        self.push_header_line([name.line_start.as_bytes(), b""], value);
         self
     }
 
-    /// Append `name: value\r\n` to the header lines.
-    fn push_header_line(&mut self, name: &[u8], value: &[u8]) {
+    /// Append `start` (the name and `": "`, in one or two pieces), `value` and CRLF to the
+    /// header lines.
+    fn push_header_line(&mut self, start: [&[u8]; 2], value: &[u8]) {
         let headers = &mut self.headers;
-        headers.reserve(name.len() + value.len() + 4);
-        headers.extend_from_slice(name);
-        headers.extend_from_slice(b": ");
+        headers.reserve(start[0].len() + start[1].len() + value.len() + 2);
+        headers.extend_from_slice(start[0]);
+        headers.extend_from_slice(start[1]);
         headers.extend_from_slice(value);
         headers.extend_from_slice(b"\r\n");
     }
@@ -296,6 +292,11 @@ macro_rules! header_name {
     ($name:literal) => {
         $crate::http::HeaderName::from_line_start(concat!($name, ": "))
     };
+}
+
+/// Whether a header value holds CR, LF or NUL (it could inject a header line; it is dropped).
+fn breaks_the_line(value: &str) -> bool {
+    memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some()
 }
 
 fn is_token(name: &str) -> bool {
