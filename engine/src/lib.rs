@@ -23,7 +23,6 @@ pub mod ledger;
 pub mod metrics;
 pub mod model_store;
 pub mod profile;
-pub mod request_pool;
 pub mod respond;
 pub mod rtb;
 pub mod scoring;
