@@ -52,6 +52,8 @@ fn invariants_hold_under_faults() {
         "{stats:?}"
     );
     assert!(stats.midnights > 0 && stats.reclaims > 0, "{stats:?}");
+    // Lots stranded short of a charge went back mid-day, through the checker too.
+    assert!(stats.stranded_returns > 0, "{stats:?}");
     assert!(stats.compactions > 0, "{stats:?}");
     // Budgets were driven into the bound region, where an overspend would show.
     assert!(stats.days_nearly_spent > 0, "{stats:?}");

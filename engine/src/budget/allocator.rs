@@ -32,6 +32,9 @@ pub enum Request {
         campaign: u32,
         day: i64,
         want_slack: bool,
+        /// What the shard lacks for the charge it refused (0: a low-water refill): the chunk
+        /// is at least this, within what remains.
+        need: u64,
     },
     /// Give back unspent budget of a lot; `spent` is what the shard spent from it.
     Return {
@@ -56,6 +59,14 @@ impl Request {
             | Request::Heartbeat { shard, .. } => shard,
         }
     }
+}
+
+/// What a refill asks for besides a chunk: slack (the shard holds none for the day yet), and
+/// the least chunk that lets it serve the charge it refused.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    slack: bool,
+    need: u64,
 }
 
 /// Why a refill got nothing.
@@ -298,9 +309,14 @@ impl<S: BudgetSource> Allocator<S> {
                 campaign,
                 day,
                 want_slack,
+                need,
                 ..
             } if epoch == epoch_now => {
-                self.refill(now_ms, shard, epoch, campaign, day, want_slack, out)
+                let want = Want {
+                    slack: want_slack,
+                    need,
+                };
+                self.refill(now_ms, shard, epoch, campaign, day, want, out)
             }
             Request::Return {
                 epoch,
@@ -352,7 +368,7 @@ impl<S: BudgetSource> Allocator<S> {
         epoch: u32,
         campaign: u32,
         day: i64,
-        want_slack: bool,
+        want: Want,
         out: &mut Vec<LedgerRecord>,
     ) -> Reply {
         let refused = |why| Reply::Refused { campaign, day, why };
@@ -388,7 +404,8 @@ impl<S: BudgetSource> Allocator<S> {
             campaign,
             day,
             budget: self.budgets[c],
-            want_slack,
+            want_slack: want.slack,
+            need: want.need,
         };
         let t = match self.source.take(&ask, &self.cfg.sizing) {
             Ok(t) => t,
@@ -654,6 +671,7 @@ mod tests {
             campaign: 0,
             day,
             want_slack: true,
+            need: 0,
         }
     }
 

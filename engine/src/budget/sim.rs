@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use super::allocator::{Allocator, AllocatorConfig, AllocatorState, Reply, Request};
+use super::allocator::{Allocator, AllocatorConfig, AllocatorState, Refused, Reply, Request};
 use super::calendar::Calendar;
 use super::durable;
 use super::record::LedgerRecord;
@@ -175,6 +175,9 @@ pub struct SimStats {
     pub compactions: u64,
     pub midnights: u64,
     pub reclaims: u64,
+    /// Lots given back because the allocator had nothing more and they could not cover the
+    /// charge refused (see `SubLedger::return_if_stranded`).
+    pub stranded_returns: u64,
     pub messages: u64,
     /// Campaign-days whose served spend reached 90 % of the daily budget.
     pub days_nearly_spent: u64,
@@ -197,6 +200,7 @@ impl SimStats {
         self.torn_records += o.torn_records;
         self.midnights += o.midnights;
         self.reclaims += o.reclaims;
+        self.stranded_returns += o.stranded_returns;
         self.compactions += o.compactions;
         self.messages += o.messages;
         self.days_nearly_spent += o.days_nearly_spent;
@@ -517,7 +521,19 @@ impl World {
                     eprintln!("t={now} shard {s} <- {reply:?}");
                 }
                 if let Some(l) = self.shards[usize::from(s)].ledger.as_mut() {
+                    let held = |l: &SubLedger| match reply {
+                        Reply::Refused {
+                            campaign,
+                            why: Refused::Exhausted,
+                            ..
+                        } => l.line(campaign as usize).held_micros,
+                        _ => 0,
+                    };
+                    let before = held(l);
                     l.on_reply(now, reply);
+                    if before > 0 && held(l) == 0 {
+                        self.stats.stranded_returns += 1;
+                    }
                 }
             }
             Payload::ToAllocator(req) => {

@@ -64,7 +64,7 @@ pub struct Taken {
 }
 
 /// The chunk rule, shared by every source: what a grant may hand out given what is used.
-pub fn grant_amounts(budget: Budget, s: &Sizing, used: Used, want_slack: bool) -> Taken {
+pub fn grant_amounts(budget: Budget, s: &Sizing, used: Used, ask: &Ask) -> Taken {
     let rem_day = budget.daily_micros.saturating_sub(used.day_chunk);
     let rem_life = budget.lifetime_micros.saturating_sub(used.life_chunk);
     let rem = rem_day.min(rem_life);
@@ -76,8 +76,8 @@ pub fn grant_amounts(budget: Budget, s: &Sizing, used: Used, want_slack: bool) -
     } else {
         normal
     };
-    let chunk = sized.min(rem);
-    let slack = if want_slack {
+    let chunk = sized.max(ask.need).min(rem);
+    let slack = if ask.want_slack {
         let bound_day = s.bound_of(budget.daily_micros);
         let bound_life = s.bound_of(budget.lifetime_micros);
         (bound_day / s.shards.max(1))
@@ -97,6 +97,9 @@ pub struct Ask {
     pub budget: Budget,
     /// The shard holds no slack for this day yet.
     pub want_slack: bool,
+    /// The least chunk that lets the shard serve the charge it refused (0: a low-water refill);
+    /// granted only within what remains, like any chunk.
+    pub need: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,12 +184,7 @@ impl LocalCounters {
 
 impl BudgetSource for LocalCounters {
     fn take(&mut self, ask: &Ask, sizing: &Sizing) -> Result<Taken, SourceError> {
-        let t = grant_amounts(
-            ask.budget,
-            sizing,
-            self.used(ask.campaign, ask.day),
-            ask.want_slack,
-        );
+        let t = grant_amounts(ask.budget, sizing, self.used(ask.campaign, ask.day), ask);
         self.add(ask.campaign, ask.day, t);
         let u = self.used(ask.campaign, ask.day);
         let b = ask.budget;
@@ -269,6 +267,7 @@ mod tests {
             day: 5,
             budget: b,
             want_slack: true,
+            need: 0,
         };
         let first = src.take(&ask, &sizing(4)).unwrap();
         assert_eq!(
@@ -328,6 +327,7 @@ mod tests {
             day,
             budget: b,
             want_slack: false,
+            need: 0,
         };
         assert_eq!(src.take(&a(1), &s).unwrap().chunk, 1_000);
         assert_eq!(src.take(&a(2), &s).unwrap().chunk, 500);

@@ -97,6 +97,10 @@ struct Line {
     /// lifetime figures are these plus `spent` (one counter updated per charge, not three).
     day_base: u64,
     life_base: u64,
+    /// Cost of the last charge the lot could not cover (0: none yet): the next refill asks for
+    /// at least what is missing, and a lot left short of it once the allocator has nothing more
+    /// is returned (see [`SubLedger::return_if_stranded`]).
+    refused_cost: u64,
 }
 
 /// The least `spent` for which `lot.saturating_sub(spent) < low_water` (`u64::MAX` if none):
@@ -129,6 +133,7 @@ impl Line {
             retry_at_ms: 0,
             day_base: 0,
             life_base: 0,
+            refused_cost: 0,
         };
         l.set_period(period);
         l.sync(canary);
@@ -480,7 +485,7 @@ impl SubLedger {
         let settled = debit_and_record(line, &mut self.journal, campaign, cost, key, || {
             vacancy.fill(key)
         });
-        self.after_debit(campaign, settled)
+        self.after_debit(campaign, cost, settled)
     }
 
     /// [`SubLedger::try_charge`] in general: rolls the period if it ended, then the key set's
@@ -510,18 +515,20 @@ impl SubLedger {
             key,
             || keys.insert_at(key, slot),
         );
-        self.after_debit(campaign, settled)
+        self.after_debit(campaign, cost, settled)
     }
 
     /// What follows [`debit_and_record`]: a refill asked for when the lot did not cover the
     /// charge (`None`: refused) or reached its low-water mark (`Some(true)`).
     #[inline(always)]
-    fn after_debit(&mut self, campaign: usize, settled: Option<bool>) -> Result<(), Refusal> {
+    fn after_debit(
+        &mut self,
+        campaign: usize,
+        cost: u64,
+        settled: Option<bool>,
+    ) -> Result<(), Refusal> {
         match settled {
-            None => {
-                self.want_refill(campaign);
-                Err(Refusal::Exhausted)
-            }
+            None => self.refuse_uncovered(campaign, cost),
             Some(refill_due) => {
                 if refill_due {
                     self.queue_refill(campaign);
@@ -529,6 +536,15 @@ impl SubLedger {
                 Ok(())
             }
         }
+    }
+
+    /// The lot did not cover `cost`: remember it for the refill (asked for now) to cover.
+    #[cold]
+    #[inline(never)]
+    fn refuse_uncovered(&mut self, campaign: usize, cost: u64) -> Result<(), Refusal> {
+        self.lines[campaign].refused_cost = cost;
+        self.want_refill(campaign);
+        Err(Refusal::Exhausted)
     }
 
     /// Why a charge cannot be recorded (the journal's `room` reached): no epoch, or a full journal.
@@ -702,6 +718,7 @@ impl SubLedger {
                 campaign: c as u32,
                 day: line.day(),
                 want_slack: !line.slack_asked,
+                need: line.refused_cost.saturating_sub(line.available()),
             });
             line.slack_asked = true;
             self.wanted.swap_remove(i);
@@ -749,15 +766,20 @@ impl SubLedger {
                 chunk,
                 slack,
             } => self.on_grant(now_ms, epoch, campaign as usize, day, chunk, slack),
-            Reply::Refused { campaign, why, .. } => {
-                self.mark_answered(campaign as usize);
-                let Some(line) = self.lines.get_mut(campaign as usize) else {
+            Reply::Refused { campaign, day, why } => {
+                let c = campaign as usize;
+                self.mark_answered(c);
+                if c >= self.lines.len() {
                     return;
-                };
+                }
+                if why == Refused::Exhausted {
+                    self.return_if_stranded(c, day);
+                }
+                let line = &mut self.lines[c];
                 line.in_flight_since = None;
                 line.retry_at_ms = now_ms + self.cfg.refill_retry_ms;
                 if why != Refused::Exhausted {
-                    self.want_refill(campaign as usize);
+                    self.want_refill(c);
                 }
             }
             Reply::Returned { .. } | Reply::Ack => {}
@@ -795,6 +817,23 @@ impl SubLedger {
         line.sync(self.canary_overdraft);
         if chunk > 0 && line.available() < low {
             self.want_refill(c);
+        }
+    }
+
+    /// The allocator has nothing left of `campaign`'s `day`: if this shard's lot cannot cover the
+    /// charge it was refused for, the rest of the lot is stranded here while another shard may
+    /// lack just that much (two shards holding half an impression each deliver nothing). Give it
+    /// back, so the allocator can grant it whole to the next shard that asks for what it needs
+    /// (the refill's `need`). The seed's reconciliation returns unused budget periodically; this
+    /// returns it when it is known to be of no use here.
+    fn return_if_stranded(&mut self, campaign: usize, day: i64) {
+        let line = &self.lines[campaign];
+        let stranded = line.day() == day
+            && line.chunk + line.slack > 0
+            && line.available() < line.refused_cost;
+        if stranded {
+            self.return_lot(campaign);
+            self.lines[campaign].drop_lot(self.canary_overdraft);
         }
     }
 
@@ -870,6 +909,85 @@ mod tests {
             now,
         );
         (SubLedger::new(cfg(), cal, now), a)
+    }
+
+    /// Two shards and an allocator for a budget of two impressions of 20_000 in chunks of 10_000
+    /// (slack 200 a shard), every ledger registered and holding its first chunk.
+    fn two_shards() -> ([SubLedger; 2], Allocator<LocalCounters>) {
+        let cal = Arc::new(Calendar::fixed(&[0]));
+        let now = 100 * DAY + 60_000;
+        let mut a = Allocator::new(
+            LocalCounters::default(),
+            vec![Budget {
+                daily_micros: 40_000,
+                lifetime_micros: 400_000,
+            }],
+            cal.clone(),
+            AllocatorConfig {
+                sizing: Sizing {
+                    bound_ppm: 10_000,
+                    chunk_ppm: 250_000,
+                    chunk_micros_min: 10_000,
+                    shrink_below_ppm: 100_000,
+                    shrink_divisor: 10,
+                    shards: 2,
+                },
+                stale_timeout_ms: 30_000,
+                dead_zone_ms: 1_000,
+            },
+            now,
+        );
+        let mut ledgers = [0, 1].map(|shard| {
+            let cfg = SubLedgerConfig { shard, ..cfg() };
+            SubLedger::new(cfg, cal.clone(), now)
+        });
+        for l in &mut ledgers {
+            pump(l, &mut a, now);
+            assert_eq!(l.lot(0), (100, 10_000, 200, 0));
+        }
+        (ledgers, a)
+    }
+
+    #[test]
+    fn a_lot_stranded_short_of_its_charge_goes_back_and_serves_elsewhere() {
+        let ([mut s0, mut s1], mut a) = two_shards();
+        let now = 100 * DAY + 60_000;
+        // Shard 0 asks first and twice (refused charge, then low water): it holds 30_000 of the
+        // 40_000 and spends 20_000; shard 1 holds 10_000. Neither lot covers an impression.
+        assert_eq!(s0.try_charge(now, 0, 20_000, 1), Err(Refusal::Exhausted));
+        pump(&mut s0, &mut a, now);
+        assert_eq!(s0.try_charge(now, 0, 20_000, 1), Ok(()));
+        pump(&mut s0, &mut a, now);
+        assert_eq!(s0.line(0).held_micros, 10_200);
+        assert_eq!(s1.try_charge(now, 0, 20_000, 2), Err(Refusal::Exhausted));
+        // The allocator has nothing left: shard 1's lot is of no use to it, so it goes back...
+        pump(&mut s1, &mut a, now);
+        assert_eq!(s1.line(0).held_micros, 0, "the stranded lot was returned");
+        // ...and shard 0 gets what it lacks in one grant.
+        assert_eq!(s0.try_charge(now, 0, 20_000, 3), Err(Refusal::Exhausted));
+        pump(&mut s0, &mut a, now);
+        assert_eq!(s0.try_charge(now, 0, 20_000, 3), Ok(()));
+        let delivered = s0.line(0).spent_today_micros + s1.line(0).spent_today_micros;
+        assert_eq!(delivered, 40_000, "the whole budget was delivered");
+        let acct = a.state().accts[&(0, 100)];
+        assert!(acct.granted - acct.returned <= 40_000 + 400, "{acct:?}");
+    }
+
+    #[test]
+    fn a_refill_asks_for_what_the_refused_charge_lacks() {
+        let ([mut s0, _], mut a) = two_shards();
+        let now = 100 * DAY + 60_000;
+        // A charge of 30_000 with 10_200 held: one grant of 19_800 (more than a normal chunk).
+        assert_eq!(s0.try_charge(now, 0, 30_000, 1), Err(Refusal::Exhausted));
+        let mut out = vec![];
+        s0.poll(now, &mut out);
+        assert!(
+            matches!(out[..], [Request::Refill { need: 19_800, .. }]),
+            "{out:?}"
+        );
+        let reply = a.on_request(now, out[0], &mut vec![]);
+        s0.on_reply(now, reply);
+        assert_eq!(s0.try_charge(now, 0, 30_000, 1), Ok(()));
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn drive(a: &mut Allocator<LocalCounters>, out: &mut Vec<LedgerRecord>) {
                 campaign,
                 day: 100,
                 want_slack: true,
+                need: 0,
             };
             assert!(matches!(
                 a.on_request(NOW, refill, out),
@@ -169,6 +170,7 @@ fn torn_tail_is_truncated_and_reported() {
         campaign: 1,
         day: 100,
         want_slack: false,
+        need: 0,
     };
     let mut more = Vec::new();
     a.on_request(NOW, refill, &mut more);
@@ -334,6 +336,7 @@ fn wal_handle_commits_off_thread_and_compacts() {
                 campaign: 1,
                 day: 100,
                 want_slack: false,
+                need: 0,
             };
             if let Reply::Grant { chunk, slack, .. } = a.on_request(NOW, refill, &mut recs) {
                 let ret = Request::Return {
