@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod model_store;
 pub mod profile;
+pub mod request_pool;
 pub mod respond;
 pub mod rtb;
 pub mod scoring;

@@ -29,6 +29,7 @@ use crate::ledger::{BudgetSetup, SpendLine, SubLedger};
 use crate::metrics::{MetricsSnapshot, Outcome, ShardMetrics, Stage, bump};
 use crate::model_store::ServingModel;
 use crate::profile::UsersFile;
+use crate::request_pool::RequestPool;
 use crate::rtb::Registry;
 use crate::rtb::fanout::{Collected, ExternalWin, ShardRtb};
 use crate::rtb::health::{DspTotals, HealthTable};
@@ -124,6 +125,8 @@ pub struct EngineShard {
     spend_wal: Option<WalHandle>,
     stop_stage: Cell<StopStage>,
     scratch: RefCell<Scratch>,
+    /// Parsed-request objects reused by the auction path.
+    requests: RequestPool,
     metrics: ShardMetrics,
     http_stats: Rc<HttpStats>,
     listener: RefCell<Option<monoio::net::TcpListener>>,
@@ -184,6 +187,7 @@ impl EngineShard {
             spend_wal,
             stop_stage: Cell::new(StopStage::Serving),
             scratch: RefCell::new(Scratch::default()),
+            requests: RequestPool::default(),
             metrics: ShardMetrics::default(),
             http_stats: Rc::new(HttpStats::default()),
             listener: RefCell::new(Some(listener)),
@@ -606,17 +610,15 @@ impl Front {
             respond::invalid(resp, 415, "", &msg);
             return;
         }
-        let parsed = net::openrtb::parse_bid_request_boxed(req.body);
+        let mut bid_request = self.shard.requests.lend();
+        let parsed = net::openrtb::parse_bid_request_reusing(req.body, &mut bid_request);
         let t_parsed = clock::now();
         m.record(Stage::Parse, t_parsed - received);
-        let bid_request = match parsed {
-            Ok(r) => r,
-            Err(e) => {
-                m.outcome(Outcome::Invalid);
-                respond::invalid(resp, 400, "", &e.to_string());
-                return;
-            }
-        };
+        if let Err(e) = parsed {
+            m.outcome(Outcome::Invalid);
+            respond::invalid(resp, 400, "", &e.to_string());
+            return;
+        }
         let limits = self.shard.shared.config.validation_limits();
         if let Err(e) = net::openrtb::validate_bid_request(&bid_request, &limits) {
             m.outcome(Outcome::Invalid);
