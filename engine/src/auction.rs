@@ -119,9 +119,13 @@ pub fn run_auction(
         }
     }
     m.record(Stage::Select, clock.select);
-    m.record(Stage::Score, clock.score);
-    m.record(Stage::Auction, clock.auction);
-    m.record(Stage::Budget, clock.budget);
+    // Scoring, the auction and the budget ran only for slots with eligible candidates: a request
+    // without any would add near-zero times that only pull those stages' percentiles down.
+    if tally.eligible {
+        m.record(Stage::Score, clock.score);
+        m.record(Stage::Auction, clock.auction);
+        m.record(Stage::Budget, clock.budget);
+    }
     if result.wins.is_empty() {
         result.nobid = Some(match (tally.eligible, tally.above_floor) {
             (false, _) => NoBidReason::NoEligibleCampaign,
@@ -168,6 +172,16 @@ fn auction_slot(
     );
     bump(&m.candidates_cut, cut as u64);
     let t1 = clock::now();
+    if scratch.candidates.is_empty() {
+        // Nothing eligible, not even a house line: no scoring, auction or charge to run.
+        clock.select += t1 - t0;
+        clock.mark = t1;
+        return SlotOutcome {
+            win: None,
+            eligible: false,
+            above_floor: false,
+        };
+    }
     score_candidates(catalog, job, slot, scratch, ml);
     let t2 = clock::now();
     let eligible = !scratch.scored.is_empty();

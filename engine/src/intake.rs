@@ -209,15 +209,22 @@ pub fn now_unix_s() -> i64 {
 
 /// ASCII upper case of an optional code, empty if absent (inline up to 24 bytes: no allocation).
 fn upper_case(code: Option<&str>) -> CompactString {
-    let mut out = CompactString::new(code.unwrap_or(""));
-    out.make_ascii_uppercase();
+    let code = code.unwrap_or("");
+    let mut out = CompactString::new(code);
+    // Codes mostly come upper case already ("USA"): a scan is cheaper than a rewrite.
+    if code.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.make_ascii_uppercase();
+    }
     out
 }
 
 /// ASCII lower case of an optional name, empty if absent.
 fn lower_case(name: Option<&str>) -> CompactString {
-    let mut out = CompactString::new(name.unwrap_or(""));
-    out.make_ascii_lowercase();
+    let name = name.unwrap_or("");
+    let mut out = CompactString::new(name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        out.make_ascii_lowercase();
+    }
     out
 }
 

@@ -173,7 +173,7 @@ impl<'a> FastReader<'a> {
         }
         self.pos = stop + 1;
         self.eat(b':')?;
-        Ok(&self.text[start..stop])
+        Ok(self.between_quotes(start, stop))
     }
 
     /// After a member: true at `,` (a key must follow), false at `}`.
@@ -256,6 +256,17 @@ impl<'a> FastReader<'a> {
             .unwrap_or(tail.len())
     }
 
+    /// The text from `start` (just after an opening quote) to `stop` (a closing quote), without
+    /// `str` slicing's two char-boundary checks (two for every key and string value).
+    #[inline(always)]
+    fn between_quotes(&self, start: usize, stop: usize) -> &'a str {
+        let bytes = &self.text.as_bytes()[start..stop];
+        // SAFETY: `text` is UTF-8, and `start` and `stop` are each next to an ASCII quote (the
+        // byte before `start`, the byte at `stop`), so both are char boundaries and the bytes
+        // between them are UTF-8 too.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
     /// Reads a string value into `out` (unescaped: a copy of the exact length, inline in a
     /// `CompactString` up to 24 bytes).
     pub(crate) fn string(&mut self, out: &mut impl StringSink) -> Fast {
@@ -265,7 +276,7 @@ impl<'a> FastReader<'a> {
         match self.text.as_bytes().get(stop) {
             Some(b'"') => {
                 self.pos = stop + 1;
-                out.set_plain(&self.text[start..stop]);
+                out.set_plain(self.between_quotes(start, stop));
                 Ok(())
             }
             Some(b'\\') => self.escaped_string(start, stop, out),
