@@ -271,6 +271,13 @@ impl Default for ProfilesConfig {
     }
 }
 
+/// Most idempotency keys a shard may remember (`budget.keys_max`; its key set, 24 bytes a key,
+/// is allocated when the shard starts).
+pub const BUDGET_KEYS_MAX: usize = 1 << 24;
+/// Most spend records a shard may buffer (`budget.journal_max`; 32 bytes a record, allocated when
+/// the shard starts).
+pub const BUDGET_JOURNAL_MAX: usize = 1 << 22;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BudgetConfig {
@@ -490,8 +497,19 @@ impl Config {
                 "poll_ms and heartbeat_ms must be > 0, stale_timeout_ms > 2 * heartbeat_ms",
             );
         }
-        if b.keys_max < 2 || b.journal_max == 0 {
-            return bad("budget", "keys_max must be >= 2 and journal_max > 0");
+        if b.keys_max < 2 || b.keys_max > BUDGET_KEYS_MAX {
+            return bad(
+                "budget.keys_max",
+                &format!("must be in 2..={BUDGET_KEYS_MAX} (allocated per shard at start)"),
+            );
+        }
+        if b.journal_max == 0 || b.journal_max > BUDGET_JOURNAL_MAX {
+            return bad(
+                "budget.journal_max",
+                &format!(
+                    "must be in 1..={BUDGET_JOURNAL_MAX} (32 bytes a record, allocated per shard at start)"
+                ),
+            );
         }
         if b.wal_compact_bytes < 1024 {
             return bad("budget.wal_compact_bytes", "must be >= 1024");
@@ -626,6 +644,25 @@ mod tests {
             e.to_string(),
             "a.toml: model.tier3_imps_max: must be in 1..=tier2_imps_max"
         );
+    }
+
+    #[test]
+    fn budget_buffers_allocated_at_start_are_bounded() {
+        let e = Config::from_toml("b.toml", "[budget]\njournal_max = 100000000000\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("b.toml: budget.journal_max: must be in 1..="),
+            "{e}"
+        );
+        let e = Config::from_toml("b.toml", "[budget]\nkeys_max = 1\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("b.toml: budget.keys_max: must be in 2..="),
+            "{e}"
+        );
+        let max =
+            format!("[budget]\njournal_max = {BUDGET_JOURNAL_MAX}\nkeys_max = {BUDGET_KEYS_MAX}\n");
+        assert!(Config::from_toml("b.toml", &max).is_ok());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The allocator's global source of budget, behind a small trait ([`BudgetSource`]).
 //!
 //! Embedded default: [`LocalCounters`], per-campaign counters that the allocator's write-ahead
-//! log rebuilds on recovery. Beyond one host the same trait is backed by Redis/Valkey
-//! (`redis_source.rs`): an atomic script runs [`grant_amounts`] on counters it keeps per
-//! campaign and day. Either way the source only counts allocations; the ledger is the WAL.
+//! log rebuilds on recovery; it is the only implementation the allocator uses today. For more
+//! than one host, `redis_source.rs` keeps such counters in Redis/Valkey and grants by an atomic
+//! script with the same shrink rule (it is not behind this trait yet, and its script does not
+//! take a refill's `need`). Either way the source only counts allocations; the ledger is the
+//! WAL.
 //!
 //! The bound: chunks never exceed the budget (daily and lifetime), and slack (each shard's share
 //! of the inaccuracy bound) never exceeds the bound, so everything a shard can spend,
