@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::metrics::{ShardMetrics, bump};
 use crate::model_store::{self, ServingModel};
 use crate::profile::{Aggregates, ProfileStore, UsersFile};
-use crate::scoring::{CampaignStats, Scorer, ScoringInputs, ScoringRun};
+use crate::scoring::{CampaignStats, ProfileSource, Scorer, ScoringInputs, ScoringRun};
 
 /// A click notice, parsed: `GET /notice/click?user=<user id>&campaign=<campaign id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +73,10 @@ impl Learning {
     }
 
     /// Runs `f` (the auction) with a scoring run for `user_key`, then counts the wins. The
-    /// profile lookup and tier choice are timed as the `profile` stage (the user's features are
-    /// assembled by the first model prediction, in the `scoring` stage). `prior_only` (a
-    /// degradation level) scores with the category prior instead of the model.
+    /// profile lookup and tier choice happen when the auction first scores or explores (a
+    /// request without candidates does neither) and are timed as the `profile` stage; the user's
+    /// features are assembled by the first model prediction, in the `scoring` stage.
+    /// `prior_only` (a degradation level) scores with the category prior instead of the model.
     pub fn with_scoring<R>(
         &self,
         cfg: &Config,
@@ -84,7 +85,6 @@ impl Learning {
         prior_only: bool,
         f: impl FnOnce(&mut ScoringRun<'_>) -> R,
     ) -> R {
-        let started = crate::clock::now();
         let model = self.model.borrow();
         let profiles = self.profiles.borrow();
         let campaigns = self.campaigns.borrow();
@@ -92,14 +92,17 @@ impl Learning {
         let inputs = ScoringInputs {
             model: (!prior_only).then_some(&model.model),
             cfg: &cfg.model,
-            profile: profiles.get(user_key),
+            profile: ProfileSource::Lookup(&profiles, user_key),
             aggregates: &self.aggregates,
             campaigns: &campaigns,
             shards: self.shards,
         };
         let mut run = ScoringRun::new(inputs, &mut scorer, &metrics.ml);
-        metrics.record(crate::metrics::Stage::Profile, started.elapsed());
-        f(&mut run)
+        let result = f(&mut run);
+        if let Some(took) = run.profile_lookup_took() {
+            metrics.record(crate::metrics::Stage::Profile, took);
+        }
+        result
     }
 
     /// Counts the paid impressions of an auction for the campaigns and the user.

@@ -34,7 +34,7 @@ use crate::config::ModelConfig;
 use crate::features::{AdRef, ContextCodes, ROW_LEN, UserFeatures, category_index, write_row};
 use crate::intake::{Context, Slot};
 use crate::metrics::bump;
-use crate::profile::{Aggregates, Basis, UserProfile};
+use crate::profile::{Aggregates, Basis, ProfileStore, UserProfile};
 use crate::select::Candidate;
 
 /// Which source produced a pCTR.
@@ -124,7 +124,8 @@ pub fn cost_per_impression_micros(ecpm_micros: u64) -> u64 {
 /// Per-shard counters of the model path, exported in `/metrics`.
 #[derive(Debug, Default)]
 pub struct MlMetrics {
-    /// Auctions scored per tier (indexed like [`Tier::ALL`]).
+    /// Auctions that needed the user's tier (had a candidate), per tier (indexed like
+    /// [`Tier::ALL`]).
     pub tiers: [Cell<u64>; 4],
     pub explorations: Cell<u64>,
     pub thompson_draws: Cell<u64>,
@@ -234,6 +235,12 @@ impl Scorer {
 pub struct ScoringRun<'a> {
     model: Option<&'a Model>,
     cfg: &'a ModelConfig,
+    /// The profile lookup still to do ([`ProfileSource::Lookup`]), until the run first needs the
+    /// user's tier; `tier`, `user_imps` and `user_source` are the placeholders of an unknown
+    /// user until then.
+    lookup: Option<(&'a ProfileStore, u64, &'a Aggregates)>,
+    /// How long the deferred lookup and tier choice took (the `profile` stage), once done.
+    lookup_took: Option<std::time::Duration>,
     tier: Tier,
     /// The user's impressions, when the user has a profile.
     user_imps: Option<u64>,
@@ -247,39 +254,77 @@ pub struct ScoringRun<'a> {
     metrics: &'a MlMetrics,
 }
 
+/// Where a [`ScoringRun`] finds the user's profile.
+#[derive(Clone, Copy)]
+pub enum ProfileSource<'a> {
+    /// Already found, or known to be absent (tools, tests).
+    Given(Option<&'a UserProfile>),
+    /// The shard's store and the user's key: looked up when the run first needs the user's tier,
+    /// so an auction without candidates (most no-bids) never touches the store.
+    Lookup(&'a ProfileStore, u64),
+}
+
 /// What the shard lends a [`ScoringRun`].
 pub struct ScoringInputs<'a> {
     pub model: Option<&'a Model>,
     pub cfg: &'a ModelConfig,
-    pub profile: Option<&'a UserProfile>,
+    pub profile: ProfileSource<'a>,
     pub aggregates: &'a Aggregates,
     pub campaigns: &'a CampaignStats,
     pub shards: usize,
 }
 
 impl<'a> ScoringRun<'a> {
-    /// Resolves the user's tier once for the request (counted per tier); the user's features
-    /// are assembled by the first model prediction that needs them.
+    /// A run for one request. The user's tier is resolved once (counted per tier): at once for
+    /// a given profile, on the first prediction or exploration for a [`ProfileSource::Lookup`].
+    /// The user's features are assembled by the first model prediction that needs them.
     pub fn new(inp: ScoringInputs<'a>, scorer: &'a mut Scorer, metrics: &'a MlMetrics) -> Self {
-        let user_imps = inp.profile.map(|p| p.imps);
-        let tier = tier_for(user_imps, inp.cfg, inp.model.is_some());
-        let user_source = match (tier.basis(), inp.profile) {
-            (Some(b), Some(p)) => Some((p, b, inp.aggregates)),
-            _ => None,
-        };
-        bump(&metrics.tiers[tier as usize], 1);
-        ScoringRun {
+        let mut run = ScoringRun {
             model: inp.model,
             cfg: inp.cfg,
-            tier,
-            user_imps,
-            user_source,
+            lookup: None,
+            lookup_took: None,
+            tier: Tier::CategoryPrior,
+            user_imps: None,
+            user_source: None,
             user_resolved: false,
             campaigns: Some(inp.campaigns),
             shards: inp.shards.max(1) as u64,
             scorer,
             metrics,
+        };
+        match inp.profile {
+            ProfileSource::Given(profile) => run.set_user(profile, inp.aggregates),
+            ProfileSource::Lookup(store, key) => run.lookup = Some((store, key, inp.aggregates)),
         }
+        run
+    }
+
+    /// Chooses the user's tier from the profile (or its absence) and counts it.
+    fn set_user(&mut self, profile: Option<&'a UserProfile>, aggregates: &'a Aggregates) {
+        self.user_imps = profile.map(|p| p.imps);
+        self.tier = tier_for(self.user_imps, self.cfg, self.model.is_some());
+        self.user_source = match (self.tier.basis(), profile) {
+            (Some(b), Some(p)) => Some((p, b, aggregates)),
+            _ => None,
+        };
+        bump(&self.metrics.tiers[self.tier as usize], 1);
+    }
+
+    /// Does the deferred profile lookup, if any is pending (timed as the `profile` stage).
+    #[inline]
+    fn resolve_tier(&mut self) {
+        if let Some((store, key, aggregates)) = self.lookup.take() {
+            let started = crate::clock::now();
+            self.set_user(store.get(key), aggregates);
+            self.lookup_took = Some(crate::clock::now() - started);
+        }
+    }
+
+    /// How long the deferred profile lookup and tier choice took; `None` when the run never
+    /// needed the user (or was given the profile).
+    pub fn profile_lookup_took(&self) -> Option<std::time::Duration> {
+        self.lookup_took
     }
 
     /// Category prior for everyone, no exploration (for tests and tools).
@@ -291,6 +336,8 @@ impl<'a> ScoringRun<'a> {
         ScoringRun {
             model: None,
             cfg,
+            lookup: None,
+            lookup_took: None,
             tier: Tier::CategoryPrior,
             user_imps: None,
             user_source: None,
@@ -302,7 +349,9 @@ impl<'a> ScoringRun<'a> {
         }
     }
 
-    pub fn tier(&self) -> Tier {
+    /// The user's tier (resolving it first if the lookup was deferred).
+    pub fn tier(&mut self) -> Tier {
+        self.resolve_tier();
         self.tier
     }
 
@@ -326,6 +375,7 @@ impl<'a> ScoringRun<'a> {
                 .iter()
                 .map(|c| catalog.campaigns[c.campaign].ctr_prior),
         );
+        self.resolve_tier();
         if let (Some(model), Tier::Personal | Tier::Cohort | Tier::Segment) =
             (self.model, self.tier)
             && !candidates.is_empty()
@@ -424,6 +474,7 @@ impl<'a> ScoringRun<'a> {
     /// Epsilon-greedy: with probability e(n), moves a random entry of the ranking (best first)
     /// to the top. Only for known users with fewer than `explore_imps_max` impressions.
     pub fn explore<T>(&mut self, ranked: &mut [T]) -> bool {
+        self.resolve_tier();
         let Some(n) = self.user_imps else {
             return false;
         };
@@ -503,7 +554,7 @@ mod tests {
             ScoringInputs {
                 model: None,
                 cfg,
-                profile,
+                profile: ProfileSource::Given(profile),
                 aggregates: agg,
                 campaigns: stats,
                 shards: 1,
@@ -511,6 +562,44 @@ mod tests {
             scorer,
             m,
         )
+    }
+
+    #[test]
+    fn a_deferred_profile_lookup_waits_for_the_first_need_and_counts_one_tier() {
+        let cfg = ModelConfig::default();
+        let agg = Aggregates::default();
+        let stats = CampaignStats::default();
+        let m = MlMetrics::default();
+        let users = crate::profile::UsersFile {
+            users: vec![(
+                42,
+                UserProfile {
+                    imps: 5,
+                    ..UserProfile::default()
+                },
+            )],
+            aggregates: Aggregates::default(),
+        };
+        let store = ProfileStore::for_shard(Some(&users), 0, 1, usize::MAX);
+        let mut scorer = Scorer::new(1);
+        let inputs = ScoringInputs {
+            model: None,
+            cfg: &cfg,
+            profile: ProfileSource::Lookup(&store, 42),
+            aggregates: &agg,
+            campaigns: &stats,
+            shards: 1,
+        };
+        let mut run = ScoringRun::new(inputs, &mut scorer, &m);
+        let counted = |m: &MlMetrics| m.tiers.iter().map(Cell::get).sum::<u64>();
+        assert_eq!(counted(&m), 0, "no candidate yet: no lookup, no tier");
+        assert_eq!(run.profile_lookup_took(), None);
+        // Exploration needs the user's impressions: the lookup happens now, and only once.
+        run.explore(&mut [0, 1]);
+        run.explore(&mut [0, 1]);
+        assert!(run.profile_lookup_took().is_some());
+        assert_eq!(run.user_imps, Some(5), "the stored profile was found");
+        assert_eq!(counted(&m), 1);
     }
 
     #[test]

@@ -273,7 +273,9 @@ mod tests {
     use super::*;
     use crate::adgen::{AdgenOptions, catalog, population, users_csv_of};
     use engine::profile::parse_users;
-    use engine::scoring::{CampaignStats, MlMetrics, Scorer, ScoringInputs, ScoringRun};
+    use engine::scoring::{
+        CampaignStats, MlMetrics, ProfileSource, Scorer, ScoringInputs, ScoringRun,
+    };
 
     #[test]
     fn auc_of_known_rankings() {
@@ -320,7 +322,7 @@ mod tests {
             let inputs = ScoringInputs {
                 model: Some(&serving.model),
                 cfg: &cfg,
-                profile: Some(&file.users[imp.user].1),
+                profile: ProfileSource::Given(Some(&file.users[imp.user].1)),
                 aggregates: &file.aggregates,
                 campaigns: &stats,
                 shards: 1,
