@@ -279,25 +279,39 @@ impl<'a> ScoringRun<'a> {
     /// a given profile, on the first prediction or exploration for a [`ProfileSource::Lookup`].
     /// The user's features are assembled by the first model prediction that needs them.
     pub fn new(inp: ScoringInputs<'a>, scorer: &'a mut Scorer, metrics: &'a MlMetrics) -> Self {
-        let mut run = ScoringRun {
-            model: inp.model,
-            cfg: inp.cfg,
+        let campaigns = Some(inp.campaigns);
+        let shards = inp.shards.max(1) as u64;
+        let mut run = Self::unknown_user(inp.model, inp.cfg, campaigns, shards, scorer, metrics);
+        match inp.profile {
+            ProfileSource::Given(profile) => run.set_user(profile, inp.aggregates),
+            ProfileSource::Lookup(store, key) => run.lookup = Some((store, key, inp.aggregates)),
+        }
+        run
+    }
+
+    /// A run whose user is not known (yet): category prior, no profile, nothing to look up.
+    fn unknown_user(
+        model: Option<&'a Model>,
+        cfg: &'a ModelConfig,
+        campaigns: Option<&'a CampaignStats>,
+        shards: u64,
+        scorer: &'a mut Scorer,
+        metrics: &'a MlMetrics,
+    ) -> Self {
+        ScoringRun {
+            model,
+            cfg,
             lookup: None,
             lookup_took: None,
             tier: Tier::CategoryPrior,
             user_imps: None,
             user_source: None,
             user_resolved: false,
-            campaigns: Some(inp.campaigns),
-            shards: inp.shards.max(1) as u64,
+            campaigns,
+            shards,
             scorer,
             metrics,
-        };
-        match inp.profile {
-            ProfileSource::Given(profile) => run.set_user(profile, inp.aggregates),
-            ProfileSource::Lookup(store, key) => run.lookup = Some((store, key, inp.aggregates)),
         }
-        run
     }
 
     /// Chooses the user's tier from the profile (or its absence) and counts it.
@@ -333,20 +347,7 @@ impl<'a> ScoringRun<'a> {
         scorer: &'a mut Scorer,
         metrics: &'a MlMetrics,
     ) -> Self {
-        ScoringRun {
-            model: None,
-            cfg,
-            lookup: None,
-            lookup_took: None,
-            tier: Tier::CategoryPrior,
-            user_imps: None,
-            user_source: None,
-            user_resolved: false,
-            campaigns: None,
-            shards: 1,
-            scorer,
-            metrics,
-        }
+        Self::unknown_user(None, cfg, None, 1, scorer, metrics)
     }
 
     /// The user's tier (resolving it first if the lookup was deferred).
