@@ -55,7 +55,8 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct AuctionJob {
     pub request_id: CompactString,
-    pub slots: Vec<Slot>,
+    /// Inline for the common single-impression request (no allocation per request).
+    pub slots: SmallVec<[Slot; 1]>,
     pub ctx: Context,
     /// Stable hash of the user identity; `user_key % shards` is the owner.
     pub user_key: u64,

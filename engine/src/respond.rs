@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use net::http::{HeaderName, Response};
+use net::http::{HeaderLines, HeaderName, Response};
 use net::openrtb::{Bid, BidRequest, BidResponse, RawJson, SeatBid};
 
 use crate::auction::{AuctionResult, Win};
@@ -38,10 +38,29 @@ pub fn unavailable(resp: &mut Response) {
 }
 
 fn nobid(resp: &mut Response, reason: NoBidReason) {
-    let mut code = itoa::Buffer::new();
-    resp.status(204)
-        .named_header(OPENRTB_NBR, code.format(reason.nbr()))
-        .named_header(NOBID_REASON, reason.name());
+    resp.status(204).header_lines(nobid_headers(reason));
+}
+
+/// A no-bid's headers, fixed per reason: its OpenRTB code (`NoBidReason::nbr`) and its name.
+/// Written as one copy; a test holds them equal to the code and the name.
+const fn nobid_headers(reason: NoBidReason) -> HeaderLines {
+    const NO_ELIGIBLE: HeaderLines = net::header_lines!(
+        "x-openrtb-nbr" => "0", "x-adcore-nobid-reason" => "no_eligible_campaign");
+    const BELOW_FLOOR: HeaderLines =
+        net::header_lines!("x-openrtb-nbr" => "0", "x-adcore-nobid-reason" => "below_floor");
+    const BUDGET: HeaderLines =
+        net::header_lines!("x-openrtb-nbr" => "0", "x-adcore-nobid-reason" => "budget_exhausted");
+    const DEADLINE: HeaderLines = net::header_lines!(
+        "x-openrtb-nbr" => "1", "x-adcore-nobid-reason" => "deadline_exceeded");
+    const INVALID: HeaderLines =
+        net::header_lines!("x-openrtb-nbr" => "4", "x-adcore-nobid-reason" => "invalid_traffic");
+    match reason {
+        NoBidReason::NoEligibleCampaign => NO_ELIGIBLE,
+        NoBidReason::BelowFloor => BELOW_FLOOR,
+        NoBidReason::BudgetExhausted => BUDGET,
+        NoBidReason::DeadlineExceeded => DEADLINE,
+        NoBidReason::InvalidTraffic => INVALID,
+    }
 }
 
 /// 204 for a request the integrity check flagged: `invalid_traffic`, the rule, and the rule's
@@ -64,17 +83,14 @@ pub fn auction(
     external: &[ExternalWin],
     m: &ShardMetrics,
 ) -> Outcome {
+    if result.wins.is_empty() && external.is_empty() {
+        return nobid_outcome(resp, result, m);
+    }
     let internal: Vec<&Win> = result
         .wins
         .iter()
         .filter(|w| !external.iter().any(|e| e.slot == w.slot))
         .collect();
-    if internal.is_empty() && external.is_empty() {
-        let reason = result.nobid.unwrap_or(NoBidReason::NoEligibleCampaign);
-        m.nobid(reason);
-        nobid(resp, reason);
-        return Outcome::NoBid;
-    }
     let mut seatbid = Vec::with_capacity(1 + external.len());
     if !internal.is_empty() {
         seatbid.push(SeatBid {
@@ -108,6 +124,14 @@ pub fn auction(
     } else {
         Outcome::Filled
     }
+}
+
+/// Answers 204 with the auction's no-bid reason, and counts it.
+fn nobid_outcome(resp: &mut Response, result: &AuctionResult, m: &ShardMetrics) -> Outcome {
+    let reason = result.nobid.unwrap_or(NoBidReason::NoEligibleCampaign);
+    m.nobid(reason);
+    nobid(resp, reason);
+    Outcome::NoBid
 }
 
 /// A notice URL with the OpenRTB macros the caller substitutes.
@@ -155,5 +179,29 @@ fn bid_for(shared: &Shared, req: &BidRequest, w: &Win) -> Bid {
         h: (creative.h > 0).then_some(creative.h),
         ext: w.house.then(house_ext),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The no-bid headers as each reason's code and name would be formatted on every response.
+    fn formatted(reason: NoBidReason) -> Vec<u8> {
+        let mut resp = Response::new();
+        resp.named_header(OPENRTB_NBR, &reason.nbr().to_string())
+            .named_header(NOBID_REASON, reason.name());
+        resp.header_bytes().to_vec()
+    }
+
+    #[test]
+    fn fixed_nobid_headers_carry_each_reasons_code_and_name() {
+        for reason in NoBidReason::ALL {
+            assert_eq!(
+                nobid_headers(reason).as_str().as_bytes(),
+                formatted(reason),
+                "{reason:?}"
+            );
+        }
     }
 }

@@ -86,6 +86,10 @@ pub struct EligibilityIndex {
     app: Bits,
 }
 
+/// Dimensions a campaign must pass besides format: country, region, OS, device type, hour,
+/// weekday, site or app.
+const FILTERS: usize = 7;
+
 /// The request-side lookups of [`EligibilityIndex::probe`], resolved once per slot.
 #[derive(Debug)]
 pub struct Probe<'a> {
@@ -94,7 +98,7 @@ pub struct Probe<'a> {
     size_count: usize,
     video: Option<&'a [u64]>,
     native: Option<&'a [u64]>,
-    filters: [&'a [u64]; 7],
+    filters: [&'a [u64]; FILTERS],
 }
 
 impl EligibilityIndex {
@@ -182,12 +186,25 @@ impl EligibilityIndex {
         }
         let format =
             |f: Format, bits: &'a Bits| (slot.formats_mask & f.bit() != 0).then_some(&bits[..]);
+        let video = format(Format::Video, &self.video);
+        let native = format(Format::Native, &self.native);
+        if size_count == 0 && video.is_none() && native.is_none() {
+            // No campaign has a creative for this slot: the other dimensions cannot add any.
+            return Probe {
+                index: self,
+                sizes,
+                size_count,
+                video,
+                native,
+                filters: [&self.all[..]; FILTERS],
+            };
+        }
         Probe {
             index: self,
             sizes,
             size_count,
-            video: format(Format::Video, &self.video),
-            native: format(Format::Native, &self.native),
+            video,
+            native,
             filters: [
                 self.countries.allowing(&ctx.country),
                 self.regions.allowing(&ctx.region),

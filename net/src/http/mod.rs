@@ -59,7 +59,7 @@ pub use parser::{
     TRAILERS_COUNT_MAX, decode_chunked_in_place, parse_request,
 };
 pub use request::{HeaderSpan, Headers, Method, Request, Span};
-pub use response::{HeaderName, Response};
+pub use response::{HeaderLines, HeaderName, Response};
 pub use server::{
     Handler, LISTEN_BACKLOG_DEFAULT, bind_reuseport, bind_reuseport_with_backlog, serve,
 };

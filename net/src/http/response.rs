@@ -97,6 +97,12 @@ impl Response {
         self
     }
 
+    /// Add header lines checked when they were built (see [`HeaderLines`]): one copy.
+    pub fn header_lines(&mut self, lines: HeaderLines) -> &mut Self {
+        self.headers.extend_from_slice(lines.as_str().as_bytes());
+        self
+    }
+
     /// Append `start` (the name and `": "`, in one or two pieces), `value` and CRLF to the
     /// header lines.
     fn push_header_line(&mut self, start: [&[u8]; 2], value: &[u8]) {
@@ -129,6 +135,12 @@ impl Response {
     /// Current status code.
     pub fn status_code(&self) -> u16 {
         self.status
+    }
+
+    /// The header lines set so far (`name: value\r\n` each), without the framing headers the
+    /// server adds when it writes the response.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.headers
     }
 
     /// Current body.
@@ -271,9 +283,7 @@ impl HeaderName {
         }
         let name = bytes.split_at(len - 2).0;
         assert!(
-            !name.eq_ignore_ascii_case(b"content-length")
-                && !name.eq_ignore_ascii_case(b"transfer-encoding")
-                && !name.eq_ignore_ascii_case(b"connection"),
+            !is_server_owned(name),
             "the server owns framing and connection headers"
         );
         HeaderName { line_start }
@@ -283,6 +293,93 @@ impl HeaderName {
     pub fn name(self) -> &'static str {
         &self.line_start[..self.line_start.len() - 2]
     }
+}
+
+/// Complete header lines (`name: value\r\n`, one or more) checked once, when built: every name
+/// a token and not one the server owns, every value free of CR, LF and NUL. Build it with
+/// [`header_lines!`](crate::header_lines) in a `const`, so a bad line fails the build. Used with
+/// [`Response::header_lines`] for answers whose headers are fixed (a no-bid's reason): one copy
+/// instead of formatting and checking each header on every response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderLines {
+    block: &'static str,
+}
+
+impl HeaderLines {
+    /// Takes the lines as `header_lines!` concatenates them. Panics (at compile time in a
+    /// `const`) on a line that is not `name: value\r\n` with a token name the server does not
+    /// own and a value without CR, LF or NUL.
+    #[doc(hidden)]
+    pub const fn from_block(block: &'static str) -> Self {
+        let bytes = block.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let colon = line_name_end(bytes, at);
+            let name = bytes.split_at(colon).0.split_at(at).1;
+            assert!(
+                !is_server_owned(name),
+                "the server owns framing and connection headers"
+            );
+            assert!(
+                colon + 1 < bytes.len() && bytes[colon + 1] == b' ',
+                "a header line is `name: value`"
+            );
+            at = line_value_end(bytes, colon + 2) + 2;
+        }
+        HeaderLines { block }
+    }
+
+    /// The lines, CRLF-terminated.
+    pub fn as_str(self) -> &'static str {
+        self.block
+    }
+}
+
+/// Where the name of the line starting at `at` ends (its colon); panics on a non-token byte.
+const fn line_name_end(bytes: &[u8], mut at: usize) -> usize {
+    let start = at;
+    while at < bytes.len() && bytes[at] != b':' {
+        assert!(TOKEN_BYTES[bytes[at] as usize], "a header name is a token");
+        at += 1;
+    }
+    assert!(
+        at > start && at < bytes.len(),
+        "a header line is `name: value`"
+    );
+    at
+}
+
+/// Where the value starting at `at` ends (its CR, followed by LF); panics on a NUL or a bare CR
+/// or LF.
+const fn line_value_end(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() && bytes[at] != b'\r' {
+        assert!(
+            bytes[at] != b'\n' && bytes[at] != 0,
+            "a header value holds no LF or NUL"
+        );
+        at += 1;
+    }
+    assert!(
+        at + 1 < bytes.len() && bytes[at + 1] == b'\n',
+        "a header line ends with CRLF"
+    );
+    at
+}
+
+const fn is_server_owned(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length")
+        || name.eq_ignore_ascii_case(b"transfer-encoding")
+        || name.eq_ignore_ascii_case(b"connection")
+}
+
+/// Header lines checked at compile time:
+/// `header_lines!("x-openrtb-nbr" => "0", "x-adcore-nobid-reason" => "below_floor")` (see
+/// [`HeaderLines`]).
+#[macro_export]
+macro_rules! header_lines {
+    ($($name:literal => $value:literal),+ $(,)?) => {
+        $crate::http::HeaderLines::from_block(concat!($($name, ": ", $value, "\r\n"),+))
+    };
 }
 
 /// A response header name checked at compile time: `header_name!("x-openrtb-nbr")` (see
@@ -359,6 +456,34 @@ mod tests {
             assert!(built.is_err(), "{bad:?} must be refused");
         }
         assert_eq!(HeaderName::from_line_start("x-a: ").name(), "x-a");
+    }
+
+    const NOBID: HeaderLines = crate::header_lines!("x-openrtb-nbr" => "0", "x-why" => "no bid");
+
+    #[test]
+    fn header_lines_are_copied_as_built() {
+        let mut response = Response::new();
+        response.status(204).header_lines(NOBID);
+        assert_eq!(response.headers, b"x-openrtb-nbr: 0\r\nx-why: no bid\r\n");
+    }
+
+    #[test]
+    fn header_lines_are_checked_when_built() {
+        for bad in [
+            "x-a: 1",                // no CRLF
+            "x-a: 1\r\nx-b 2\r\n",   // no colon
+            ": 1\r\n",               // no name
+            "x a: 1\r\n",            // name not a token
+            "x-a:1\r\n",             // no space after the colon
+            "x-a: 1\nx-b: 2\r\n",    // bare LF in a value
+            "x-a: 1\r",              // CR without LF
+            "Content-Length: 3\r\n", // server-owned
+            "connection: close\r\n", // server-owned
+        ] {
+            let built = std::panic::catch_unwind(|| HeaderLines::from_block(bad));
+            assert!(built.is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(HeaderLines::from_block("x-a: \r\n").as_str(), "x-a: \r\n");
     }
 
     const KEEP: Framing = Framing {
