@@ -706,6 +706,29 @@ fn connections_max_pauses_accepting_until_one_closes() {
 }
 
 #[test]
+fn responses_larger_than_the_socket_takes_at_once_arrive_whole_to_a_late_reader() {
+    for_each_driver(|driver| {
+        let server = TestServer::start(driver, test_limits());
+        let mut client = server.connect();
+        let batch: Vec<u8> = (0..4)
+            .flat_map(|_| b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n".to_vec())
+            .collect();
+        client.send(&batch);
+        // Socket buffers fill before the client reads: the server's first send takes part of
+        // the batch and the driver writes the rest once the client drains it.
+        thread::sleep(Duration::from_millis(300));
+        for _ in 0..4 {
+            let response = client.response();
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body.len(), BIG_BODY_BYTES);
+            assert!(response.body.iter().all(|&b| b == b'x'));
+        }
+        let stats = server.stop(1_000);
+        assert_eq!(stats.get("write_timeouts"), 0);
+    });
+}
+
+#[test]
 fn client_that_never_reads_hits_the_write_timeout() {
     for_each_driver(|driver| {
         let limits = Limits {
