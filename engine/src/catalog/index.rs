@@ -188,37 +188,38 @@ impl EligibilityIndex {
             |f: Format, bits: &'a Bits| (slot.formats_mask & f.bit() != 0).then_some(&bits[..]);
         let video = format(Format::Video, &self.video);
         let native = format(Format::Native, &self.native);
-        if size_count == 0 && video.is_none() && native.is_none() {
-            // No campaign has a creative for this slot: the other dimensions cannot add any.
-            return Probe {
-                index: self,
-                sizes,
-                size_count,
-                video,
-                native,
-                filters: [&self.all[..]; FILTERS],
-            };
-        }
+        // No campaign has a creative for a slot without a format match: the other dimensions
+        // cannot add any, so they are not looked up.
+        let no_format = size_count == 0 && video.is_none() && native.is_none();
         Probe {
             index: self,
             sizes,
             size_count,
             video,
             native,
-            filters: [
-                self.countries.allowing(&ctx.country),
-                self.regions.allowing(&ctx.region),
-                self.os.allowing(&ctx.os_lower),
-                &self.device_type[usize::from(ctx.device_type.min(8))],
-                self.hour
-                    .get(usize::from(ctx.local_hour))
-                    .map_or(&self.all[..], |b| &b[..]),
-                self.weekday
-                    .get(usize::from(ctx.local_weekday))
-                    .map_or(&self.all[..], |b| &b[..]),
-                if ctx.is_app { &self.app } else { &self.site },
-            ],
+            filters: if no_format {
+                [&self.all[..]; FILTERS]
+            } else {
+                self.filters(ctx)
+            },
         }
+    }
+
+    /// The campaigns each non-format dimension allows for this context.
+    fn filters(&self, ctx: &crate::intake::Context) -> [&[u64]; FILTERS] {
+        [
+            self.countries.allowing(&ctx.country),
+            self.regions.allowing(&ctx.region),
+            self.os.allowing(&ctx.os_lower),
+            &self.device_type[usize::from(ctx.device_type.min(8))],
+            self.hour
+                .get(usize::from(ctx.local_hour))
+                .map_or(&self.all[..], |b| &b[..]),
+            self.weekday
+                .get(usize::from(ctx.local_weekday))
+                .map_or(&self.all[..], |b| &b[..]),
+            if ctx.is_app { &self.app } else { &self.site },
+        ]
     }
 }
 
